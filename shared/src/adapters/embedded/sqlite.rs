@@ -1,0 +1,521 @@
+//! The inbox on SQLite: one writer thread that group-commits, and a pool of readers.
+//!
+//! Every write goes through the writer thread, which takes all writes waiting at that
+//! moment into one transaction and fsyncs once (WAL, `synchronous=FULL`): each caller is
+//! answered only after the commit that holds its write, so a 2xx still means durable, but
+//! a burst of requests shares one fsync instead of paying one each.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::ids::{AgentId, Source};
+use crate::domain::item::{DeliveryId, InboxItem, ItemId, RowKey};
+use crate::ports::store::StoreResult;
+use crate::ports::{InboxStore, InsertOutcome, MarkOutcome, PendingPage, PendingQuery, StoreError};
+
+/// Most writes committed together.
+const MAX_BATCH: usize = 512;
+
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE inbox_items (
+    agent_id     TEXT    NOT NULL,
+    row_key      TEXT    NOT NULL,
+    source       TEXT    NOT NULL,
+    received_at  TEXT    NOT NULL,
+    content_type TEXT,
+    headers      TEXT    NOT NULL,
+    payload      BLOB    NOT NULL,
+    delivery_id  TEXT,
+    processed    INTEGER NOT NULL DEFAULT 0,
+    processed_at TEXT,
+    expires_at   INTEGER,
+    PRIMARY KEY (agent_id, row_key)
+) WITHOUT ROWID;
+-- The pending list reads these partial indexes, never the whole table.
+CREATE INDEX pending_by_time  ON inbox_items (row_key, agent_id) WHERE processed = 0;
+CREATE INDEX pending_by_agent ON inbox_items (agent_id, row_key) WHERE processed = 0;
+CREATE INDEX processed_expiry ON inbox_items (expires_at) WHERE processed = 1;
+CREATE TABLE dedupe (
+    agent_id    TEXT    NOT NULL,
+    source      TEXT    NOT NULL,
+    delivery_id TEXT    NOT NULL,
+    item_id     TEXT    NOT NULL,
+    received_at TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, source, delivery_id)
+) WITHOUT ROWID;
+"#];
+
+const ITEM_COLUMNS: &str = "agent_id, row_key, source, received_at, content_type, headers, \
+                            payload, delivery_id, processed";
+
+/// The SQLite inbox store. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    readers: Arc<ReaderPool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn)?;
+        let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, jobs))
+            .map_err(StoreError::unavailable)?;
+        Ok(Self {
+            writer,
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Deletes processed items and dedupe markers that expired by `now`; returns how many
+    /// rows went. `nexus serve` runs it on an interval (DynamoDB has TTL for this).
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        self.submit(|reply| Job::Purge { now, reply }).await
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Job,
+    ) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(job(reply))
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(work))
+            .await
+            .map_err(StoreError::unavailable)?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::unavailable(std::io::Error::other(
+        "the SQLite writer thread has stopped",
+    ))
+}
+
+fn db_error(error: rusqlite::Error) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).map_err(db_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db_error)?;
+    // WAL lets readers run beside the writer; FULL fsyncs the WAL on every commit, which
+    // is what makes a 2xx durable across power loss, not only across a crash.
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(db_error)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_error)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(db_error)?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this nexus ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(db_error)?;
+        tx.execute_batch(sql).map_err(db_error)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+    }
+    Ok(())
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn with<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.idle.lock().expect("reader pool lock poisoned").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
+        let result = work(&conn);
+        self.idle
+            .lock()
+            .expect("reader pool lock poisoned")
+            .push(conn);
+        result
+    }
+}
+
+/// A write waiting for the writer thread, with where to send its outcome.
+enum Job {
+    Insert {
+        item: Box<InboxItem>,
+        now: DateTime<Utc>,
+        dedupe_until: DateTime<Utc>,
+        reply: oneshot::Sender<StoreResult<InsertOutcome>>,
+    },
+    Mark {
+        ids: Vec<ItemId>,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        reply: oneshot::Sender<StoreResult<Vec<MarkOutcome>>>,
+    },
+    Purge {
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<StoreResult<usize>>,
+    },
+}
+
+/// A job's outcome, held until its transaction commits.
+enum Done {
+    Insert(InsertOutcome),
+    Mark(Vec<MarkOutcome>),
+    Purge(usize),
+}
+
+fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(job) = jobs.blocking_recv() {
+        batch.push(job);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch);
+    }
+}
+
+/// Applies every job in one transaction (each inside a savepoint, so one failing job does
+/// not sink the others), commits, and only then answers.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+    let outcomes = (|| {
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for job in batch.iter() {
+            let savepoint = tx.savepoint().map_err(db_error)?;
+            let outcome = apply(&savepoint, job);
+            if outcome.is_ok() {
+                savepoint.commit().map_err(db_error)?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().map_err(db_error)?;
+        Ok::<_, StoreError>(outcomes)
+    })();
+    match outcomes {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.drain(..).zip(outcomes) {
+                answer(job, outcome);
+            }
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "SQLite commit failed");
+            let message = error.to_string();
+            for job in batch.drain(..) {
+                answer(
+                    job,
+                    Err(StoreError::unavailable(std::io::Error::other(
+                        message.clone(),
+                    ))),
+                );
+            }
+        }
+    }
+}
+
+fn answer(job: Job, outcome: StoreResult<Done>) {
+    // A caller that gave up (its client went away) no longer listens: nothing to do.
+    match (job, outcome) {
+        (Job::Insert { reply, .. }, Ok(Done::Insert(done))) => drop(reply.send(Ok(done))),
+        (Job::Mark { reply, .. }, Ok(Done::Mark(done))) => drop(reply.send(Ok(done))),
+        (Job::Purge { reply, .. }, Ok(Done::Purge(done))) => drop(reply.send(Ok(done))),
+        (Job::Insert { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
+        (Job::Mark { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
+        (Job::Purge { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
+        _ => unreachable!("a job's outcome always matches its kind"),
+    }
+}
+
+fn apply(tx: &Connection, job: &Job) -> StoreResult<Done> {
+    match job {
+        Job::Insert {
+            item,
+            now,
+            dedupe_until,
+            ..
+        } => insert(tx, item, *now, *dedupe_until).map(Done::Insert),
+        Job::Mark {
+            ids,
+            now,
+            expires_at,
+            ..
+        } => ids
+            .iter()
+            .map(|id| mark(tx, id, *now, *expires_at))
+            .collect::<StoreResult<_>>()
+            .map(Done::Mark),
+        Job::Purge { now, .. } => purge(tx, *now).map(Done::Purge),
+    }
+}
+
+fn text_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_time(value: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {value:?}: {e}")))
+}
+
+fn insert(
+    tx: &Connection,
+    item: &InboxItem,
+    now: DateTime<Utc>,
+    dedupe_until: DateTime<Utc>,
+) -> StoreResult<InsertOutcome> {
+    let agent = item.id.agent.as_str();
+    if let Some(delivery) = &item.delivery_id {
+        let first: Option<(String, String)> = tx
+            .query_row(
+                "SELECT item_id, received_at FROM dedupe
+                 WHERE agent_id = ?1 AND source = ?2 AND delivery_id = ?3 AND expires_at > ?4",
+                params![
+                    agent,
+                    item.source.as_str(),
+                    delivery.as_str(),
+                    now.timestamp_millis()
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(db_error)?;
+        if let Some((id, received_at)) = first {
+            return Ok(InsertOutcome::Duplicate {
+                id: id
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                received_at: parse_time(&received_at)?,
+            });
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO dedupe
+             (agent_id, source, delivery_id, item_id, received_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                agent,
+                item.source.as_str(),
+                delivery.as_str(),
+                item.id.to_string(),
+                text_time(item.received_at),
+                dedupe_until.timestamp_millis()
+            ],
+        )
+        .map_err(db_error)?;
+    }
+    let headers = serde_json::to_string(&item.headers)
+        .map_err(|e| StoreError::Corrupt(format!("headers: {e}")))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO inbox_items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)"
+        ),
+        params![
+            agent,
+            item.id.row_key.as_str(),
+            item.source.as_str(),
+            text_time(item.received_at),
+            item.content_type,
+            headers,
+            item.payload.as_ref(),
+            item.delivery_id.as_ref().map(DeliveryId::as_str),
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(InsertOutcome::Stored)
+}
+
+fn mark(
+    tx: &Connection,
+    id: &ItemId,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<MarkOutcome> {
+    let key = params![id.agent.as_str(), id.row_key.as_str()];
+    let state: Option<(bool, Option<i64>)> = tx
+        .query_row(
+            "SELECT processed, expires_at FROM inbox_items WHERE agent_id = ?1 AND row_key = ?2",
+            key,
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(db_error)?;
+    Ok(match state {
+        None => MarkOutcome::Unknown,
+        Some((true, Some(expiry))) if expiry <= now.timestamp_millis() => MarkOutcome::Unknown,
+        Some((true, _)) => MarkOutcome::AlreadyProcessed,
+        Some((false, _)) => {
+            tx.execute(
+                "UPDATE inbox_items SET processed = 1, processed_at = ?3, expires_at = ?4
+                 WHERE agent_id = ?1 AND row_key = ?2",
+                params![
+                    id.agent.as_str(),
+                    id.row_key.as_str(),
+                    text_time(now),
+                    expires_at.timestamp_millis()
+                ],
+            )
+            .map_err(db_error)?;
+            MarkOutcome::Processed
+        }
+    })
+}
+
+fn purge(tx: &Connection, now: DateTime<Utc>) -> StoreResult<usize> {
+    let now = now.timestamp_millis();
+    let items = tx
+        .execute(
+            "DELETE FROM inbox_items WHERE processed = 1 AND expires_at <= ?1",
+            [now],
+        )
+        .map_err(db_error)?;
+    let markers = tx
+        .execute("DELETE FROM dedupe WHERE expires_at <= ?1", [now])
+        .map_err(db_error)?;
+    Ok(items + markers)
+}
+
+fn item_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<InboxItem>> {
+    let agent: String = row.get(0)?;
+    let row_key: String = row.get(1)?;
+    let source: String = row.get(2)?;
+    let received_at: String = row.get(3)?;
+    let content_type: Option<String> = row.get(4)?;
+    let headers: String = row.get(5)?;
+    let payload: Vec<u8> = row.get(6)?;
+    let delivery_id: Option<String> = row.get(7)?;
+    let processed: bool = row.get(8)?;
+    let corrupt =
+        |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("item {agent}:{row_key}: {e}"));
+    Ok((|| {
+        Ok(InboxItem {
+            id: ItemId {
+                agent: AgentId::parse(&agent).map_err(|e| corrupt(&e))?,
+                row_key: RowKey::parse(&row_key).map_err(|e| corrupt(&e))?,
+            },
+            source: Source::parse(&source).map_err(|e| corrupt(&e))?,
+            received_at: parse_time(&received_at)?,
+            content_type,
+            headers: serde_json::from_str(&headers).map_err(|e| corrupt(&e))?,
+            payload: payload.into(),
+            delivery_id: delivery_id
+                .map(|d| DeliveryId::parse("delivery id", &d))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            processed,
+        })
+    })())
+}
+
+#[async_trait]
+impl InboxStore for SqliteStore {
+    async fn insert(
+        &self,
+        item: &InboxItem,
+        now: DateTime<Utc>,
+        dedupe_until: DateTime<Utc>,
+    ) -> StoreResult<InsertOutcome> {
+        let item = Box::new(item.clone());
+        self.submit(|reply| Job::Insert {
+            item,
+            now,
+            dedupe_until,
+            reply,
+        })
+        .await
+    }
+
+    async fn pending(&self, query: &PendingQuery) -> StoreResult<PendingPage> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let (after_key, after_agent) = match &query.after {
+                Some(id) => (
+                    Some(id.row_key.as_str().to_owned()),
+                    Some(id.agent.to_string()),
+                ),
+                None => (None, None),
+            };
+            let agent = query.agent.as_ref().map(|a| a.to_string());
+            let sql = format!(
+                "SELECT {ITEM_COLUMNS} FROM inbox_items
+                 WHERE processed = 0
+                   AND (?1 IS NULL OR agent_id = ?1)
+                   AND (?2 IS NULL OR (row_key, agent_id) > (?2, ?3))
+                 ORDER BY row_key, agent_id
+                 LIMIT ?4"
+            );
+            let mut statement = conn.prepare_cached(&sql).map_err(db_error)?;
+            let rows = statement
+                .query_map(
+                    params![agent, after_key, after_agent, (query.limit + 1) as i64],
+                    item_from_row,
+                )
+                .map_err(db_error)?;
+            let mut items = Vec::with_capacity(query.limit + 1);
+            for row in rows {
+                items.push(row.map_err(db_error)??);
+            }
+            let more = items.len() > query.limit;
+            items.truncate(query.limit);
+            Ok(PendingPage { items, more })
+        })
+        .await
+    }
+
+    async fn mark_processed(
+        &self,
+        ids: &[ItemId],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Vec<MarkOutcome>> {
+        let ids = ids.to_vec();
+        self.submit(|reply| Job::Mark {
+            ids,
+            now,
+            expires_at,
+            reply,
+        })
+        .await
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure domain: identifiers, inbox items, header handling, payload rendering, cursors and
+//! secret comparison. No async, no I/O.
+
+pub mod cursor;
+pub mod error;
+pub mod headers;
+pub mod ids;
+pub mod item;
+pub mod payload;
+pub mod secret;
+
+pub use error::DomainError;

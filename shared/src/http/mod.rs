@@ -1,0 +1,63 @@
+//! HTTP: one router per Lambda function, one file per resource. The same routers serve
+//! API Gateway (`lambda_http::run`) and the local server (`axum::serve`).
+
+mod auth;
+pub mod error;
+mod extract;
+mod health;
+mod inbox;
+mod ingest;
+
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use axum::middleware;
+use axum::Router;
+use chrono::{DateTime, SecondsFormat, Utc};
+use tower_http::trace::TraceLayer;
+
+use crate::services::AppState;
+
+/// The provider-facing routes (public; each endpoint checks its own credentials).
+pub fn ingest_router(state: AppState) -> Router {
+    finish(ingest::router(), state)
+}
+
+/// The consumer and management API, all behind the API key.
+pub fn api_router(state: AppState) -> Router {
+    finish(protected_routes(&state), state)
+}
+
+/// Every route in one router, as `nexus serve` runs them.
+pub fn local_router(state: AppState) -> Router {
+    finish(ingest::router().merge(protected_routes(&state)), state)
+}
+
+fn protected_routes(state: &AppState) -> Router<AppState> {
+    inbox::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_api_key,
+    ))
+}
+
+/// Adds what every router has: the health probe, JSON 404s, request spans, the state.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .merge(health::router())
+        .fallback(error::not_found)
+        // Spans name the route pattern, not the URI: query strings can carry tokens.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!("request", method = %request.method(), route)
+            }),
+        )
+        .with_state(state)
+}
+
+/// Timestamps in responses: RFC 3339, UTC, milliseconds.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

@@ -1,0 +1,30 @@
+//! The service layer's error type. `http::error` maps it to statuses in one place.
+
+use crate::domain::DomainError;
+use crate::ports::{SecretsError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Input that does not parse into a domain value.
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    /// A well-formed request the service refuses (too many ids, a limit out of range).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong credentials; the message says which, never what was expected.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("body declares JSON but is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The deployment lacks something it needs (e.g. an API key).
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
