@@ -1,0 +1,134 @@
+//! Every API Gateway event in `events/` through the Lambda handler path: lambda_http's
+//! adapter (what `lambda_http::run` drives) in front of the function's router, on the AWS
+//! adapters against moto.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context, LambdaEvent};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::helpers::{aws_endpoint, aws_fixture, Options};
+
+/// The function that owns a route, as template.yaml routes it.
+fn function_for(route_key: &str) -> &'static str {
+    if route_key.starts_with("POST /api/webhook/") {
+        "ingest"
+    } else {
+        "api"
+    }
+}
+
+struct Invocation {
+    status: u16,
+    body: Value,
+}
+
+async fn invoke(router: &axum::Router, event: &str) -> Invocation {
+    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
+    let adapter = Adapter::from(router.clone());
+    let response = adapter
+        .oneshot(LambdaEvent::new(request, Context::default()))
+        .await
+        .expect("the handler answers");
+    let response = serde_json::to_value(&response).expect("a serialisable Lambda response");
+    assert_eq!(response["isBase64Encoded"], false, "JSON answers are text");
+    let body = response["body"].as_str().expect("a body");
+    Invocation {
+        status: response["statusCode"].as_u64().expect("a status") as u16,
+        body: serde_json::from_str(body).expect("a JSON body"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_fixture_gets_the_expected_answer() {
+    if aws_endpoint().is_none() {
+        return;
+    }
+    let options = Options::default()
+        .secret("WEBHOOK_SECRET_flickclaw_putio", "abc123")
+        .secret("NEXUS_API_KEY", "test-api-key");
+    let (fixture, config) = aws_fixture(&options).await;
+    let state = nexus_shared::adapters::aws::app_state(&fixture.sdk, config).unwrap();
+    let routers = BTreeMap::from([
+        ("ingest", nexus_shared::http::ingest_router(state.clone())),
+        ("api", nexus_shared::http::api_router(state)),
+    ]);
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut events: Vec<(String, String, Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let json: Value = serde_json::from_str(&text).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, text, json)
+        })
+        .collect();
+    // Ingest first, so the consumer events see what was stored.
+    events.sort_by_key(|(name, _, json)| {
+        (
+            function_for(json["routeKey"].as_str().unwrap()) != "ingest",
+            name.clone(),
+        )
+    });
+
+    let mut checked = Vec::new();
+    for (name, text, json) in &events {
+        assert_eq!(json["version"], "2.0", "{name} is an HTTP API (v2) event");
+        let router = &routers[function_for(json["routeKey"].as_str().unwrap())];
+        let reply = invoke(router, text).await;
+        let body = &reply.body;
+        match name.as_str() {
+            "ingest-putio-json.json" => {
+                assert_eq!(reply.status, 200, "{body}");
+                assert!(body["id"].as_str().unwrap().starts_with("flickclaw:"));
+            }
+            "ingest-putio-wrong-secret.json" => {
+                assert_eq!(reply.status, 401, "{body}");
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+            "ingest-github-redelivery.json" => {
+                assert_eq!(reply.status, 200, "{body}");
+                let again = invoke(router, text).await;
+                assert_eq!(again.body["id"], body["id"]);
+                assert_eq!(again.body["duplicate"], true);
+            }
+            "ingest-slack-form-base64.json" => assert_eq!(reply.status, 200, "{body}"),
+            "ingest-bad-json.json" => {
+                assert_eq!(reply.status, 400, "{body}");
+                assert_eq!(body["error"]["code"], "invalid_json");
+            }
+            "api-pending.json" => {
+                assert_eq!(reply.status, 200, "{body}");
+                assert_eq!(body["count"], 3, "{body}");
+                assert_eq!(
+                    body["agents"]["flickclaw"][0]["payload"]["transfer_id"],
+                    12345
+                );
+                let main = body["agents"]["main"].as_array().unwrap();
+                assert_eq!(main[0]["source"], "github");
+                assert_eq!(main[0]["headers"]["x-hub-signature-256"], "[redacted]");
+                assert_eq!(main[1]["payload_encoding"], "text");
+                assert!(main[1]["payload"]
+                    .as_str()
+                    .unwrap()
+                    .contains("command=%2Fdeploy"));
+            }
+            "api-pending-no-key.json" => {
+                assert_eq!(reply.status, 401, "{body}");
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+            "api-delete-items.json" => {
+                assert_eq!(reply.status, 200, "{body}");
+                assert_eq!(body["unknown"].as_array().unwrap().len(), 2, "{body}");
+            }
+            other => panic!("events/{other} has no expected answer here: add one"),
+        }
+        checked.push(name.clone());
+    }
+    assert_eq!(checked.len(), 8, "checked: {checked:?}");
+}

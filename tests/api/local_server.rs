@@ -1,0 +1,87 @@
+//! `nexus serve` itself: its API key and its data directory.
+
+use reqwest::StatusCode;
+use tokio::process::Command;
+
+use crate::helpers::{start_server, temp_data_dir, unique};
+
+fn serve(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nexus"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("NEXUS_API_KEY");
+    command
+}
+
+#[tokio::test]
+async fn without_a_configured_key_one_is_generated_once_and_kept() {
+    let (_dir, data_dir) = temp_data_dir();
+
+    let (first, base) = start_server(serve(&data_dir)).await;
+    let key = std::fs::read_to_string(data_dir.join("api_key")).unwrap();
+    let client = reqwest::Client::new();
+    let pending = |base: String, key: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/api/webhook/pending"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(pending(base.clone(), key.clone()).await, StatusCode::OK);
+    drop(first);
+
+    let (_second, base) = start_server(serve(&data_dir)).await;
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("api_key")).unwrap(),
+        key
+    );
+    assert_eq!(pending(base.clone(), key).await, StatusCode::OK);
+    assert_eq!(
+        pending(base, unique("wrong")).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn items_survive_a_restart_on_the_same_data_directory() {
+    let (_dir, data_dir) = temp_data_dir();
+    let key = unique("key");
+    let agent = unique("durable");
+    let client = reqwest::Client::new();
+
+    let mut command = serve(&data_dir);
+    command.env("NEXUS_API_KEY", &key);
+    let (first, base) = start_server(command).await;
+    let receipt: serde_json::Value = client
+        .post(format!("{base}/api/webhook/{agent}"))
+        .header("content-type", "application/json")
+        .body(r#"{"keep":"me"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    drop(first);
+
+    let mut command = serve(&data_dir);
+    command.env("NEXUS_API_KEY", &key);
+    let (_second, base) = start_server(command).await;
+    let pending: serde_json::Value = client
+        .get(format!("{base}/api/webhook/pending?agent={agent}"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["agents"][&agent][0]["id"], receipt["id"]);
+    assert_eq!(pending["agents"][&agent][0]["payload"]["keep"], "me");
+}
