@@ -69,24 +69,13 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// What a test configures before the app starts.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Secrets by name (`WEBHOOK_SECRET_{agent}_{source}`…).
     pub secrets: Vec<(String, String)>,
     pub max_body_bytes: Option<usize>,
     pub pending_max_bytes: Option<usize>,
     pub secrets_cache_ttl: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            secrets: Vec::new(),
-            max_body_bytes: None,
-            pending_max_bytes: None,
-            secrets_cache_ttl: None,
-        }
-    }
 }
 
 impl Options {
@@ -107,8 +96,9 @@ pub struct TestApp {
 }
 
 enum Running {
+    // Held only to be dropped with the app: the child is killed, the directory removed.
     Process(
-        #[allow(dead_code)] Child,
+        #[allow(dead_code)] Box<Child>,
         #[allow(dead_code)] tempfile::TempDir,
     ),
     Task(tokio::task::JoinHandle<()>),
@@ -185,7 +175,7 @@ async fn spawn_local(options: Options) -> TestApp {
         api_key,
         client: reqwest::Client::new(),
         aws: None,
-        _running: Running::Process(child, data_dir),
+        _running: Running::Process(Box::new(child), data_dir),
     }
 }
 
@@ -326,7 +316,7 @@ async fn spawn_aws(options: Options) -> TestApp {
     let api = nexus_shared::http::api_router(state);
     let gateway = axum::Router::new()
         .route(
-            "/api/webhook/{agent_id}",
+            "/api/webhook/{any_agent}",
             axum::routing::post_service(ingest).fallback_service(api.clone()),
         )
         .fallback_service(api);

@@ -47,7 +47,7 @@ impl IntoResponse for ApiError {
             // Infrastructure failures are logged with their cause chain and answered
             // opaquely: the client cannot act on them and they may name internals.
             tracing::error!(error = %ErrorChain(&self), "request failed");
-            "internal error; the request was not stored".to_owned()
+            "internal error; nothing was changed, retry later".to_owned()
         } else {
             if status.is_server_error() {
                 tracing::error!(error = %self, "request refused");

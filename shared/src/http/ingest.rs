@@ -19,6 +19,11 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
+struct IngestPath {
+    agent_id: String,
+}
+
+#[derive(Deserialize)]
 struct IngestParams {
     source: Option<String>,
 }
@@ -42,7 +47,7 @@ impl From<Receipt> for ReceiptOut {
 
 async fn receive_webhook(
     State(state): State<AppState>,
-    ApiPath(agent_id): ApiPath<String>,
+    ApiPath(IngestPath { agent_id }): ApiPath<IngestPath>,
     ApiQuery(params): ApiQuery<IngestParams>,
     headers: HeaderMap,
     body: Body,

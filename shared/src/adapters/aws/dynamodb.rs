@@ -87,11 +87,13 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::item_key(id)))
+            // `processed` is a DynamoDB reserved word, hence the placeholder.
             .update_expression(
-                "SET processed = :yes, processed_at = :now, expires_at = :exp \
+                "SET #processed = :yes, processed_at = :now, expires_at = :exp \
                  REMOVE pending, pending_agent",
             )
-            .condition_expression("attribute_exists(pk) AND processed = :no")
+            .condition_expression("attribute_exists(pk) AND #processed = :no")
+            .expression_attribute_names("#processed", "processed")
             .expression_attribute_values(":yes", Av::Bool(true))
             .expression_attribute_values(":no", Av::Bool(false))
             .expression_attribute_values(":now", Av::S(text_time(now)))
