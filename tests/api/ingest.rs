@@ -17,6 +17,7 @@ behaviour!(
     a_body_over_the_limit_is_refused_whole,
     a_redelivery_is_stored_once_and_answers_the_first_id,
     the_same_delivery_id_from_another_source_is_a_new_item,
+    unknown_routes_and_wrong_methods_answer_json_errors,
 );
 
 async fn a_json_webhook_is_stored_as_is_with_its_metadata(backend: Backend) {
@@ -320,4 +321,29 @@ async fn aws_a_rotated_secret_takes_effect_after_the_cache_ttl() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(send("before").await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn unknown_routes_and_wrong_methods_answer_json_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let missing = app
+        .client
+        .get(format!("{}/nope", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let wrong = app
+        .client
+        .put(format!("{}/api/webhook/pending", app.base))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
 }

@@ -16,8 +16,10 @@ pub enum ApiError {
     /// A request the HTTP layer could not read (bad JSON body, bad query string).
     #[error("{message}")]
     Malformed { status: StatusCode, message: String },
-    #[error("no route for this method and path")]
+    #[error("no route for this path")]
     NotFound,
+    #[error("this path does not accept this method")]
+    MethodNotAllowed,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -36,6 +38,7 @@ impl ApiError {
             },
             Self::Malformed { status, .. } => (*status, "invalid_request"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
     }
 }
@@ -110,6 +113,11 @@ impl From<crate::domain::DomainError> for ApiError {
 /// The fallback for unknown routes, so even a 404 is our JSON shape.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound
+}
+
+/// The fallback for a known path with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .merge(health::router())
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         // Spans name the route pattern, not the URI: query strings can carry tokens.
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

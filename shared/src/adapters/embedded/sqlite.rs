@@ -519,3 +519,7 @@ impl InboxStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;
