@@ -8,5 +8,6 @@ pub mod ids;
 pub mod item;
 pub mod payload;
 pub mod secret;
+pub mod verify;
 
 pub use error::DomainError;
