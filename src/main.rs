@@ -28,18 +28,31 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Deliver pending items into agents' workspaces and notify them (see README, Local worker).
+    Worker {
+        /// The worker's TOML config file.
+        #[arg(long, env = "NEXUS_WORKER_CONFIG", default_value = "nexus-worker.toml")]
+        config: PathBuf,
+        /// Poll once through every page, then exit; non-zero if anything failed (for cron).
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     nexus_shared::telemetry::init_local();
     let cli = Cli::parse();
-    let mut config = Config::from_env()?;
     match cli.command {
         Command::Serve { bind, data_dir } => {
+            // Read here, not for every command: the worker has its own config file.
+            let mut config = Config::from_env()?;
             config.bind = bind.unwrap_or(config.bind);
             config.data_dir = data_dir.unwrap_or(config.data_dir);
             nexus::serve::run(config).await
+        }
+        Command::Worker { config, once } => {
+            nexus::worker::run(nexus::worker::Options { config, once }).await
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct Config {
     /// `NEXUS_API_KEY`: the consumer API key; when unset, `nexus serve` generates one and
     /// the Lambdas read the secret `NEXUS_API_KEY` from Secrets Manager.
     pub api_key: Option<SecretString>,
+    /// `NEXUS_PUBLIC_URL`: the base URL providers call (`https://hooks.example.com`), for
+    /// schemes that sign the URL (Twilio) behind a proxy that rewrites `Host`. Default: from
+    /// the request's `Host` and `X-Forwarded-Proto`.
+    pub public_url: Option<String>,
     /// `NEXUS_MAX_BODY_BYTES`: largest accepted webhook body. Default 256 KiB.
     pub max_body_bytes: usize,
     /// `NEXUS_PROCESSED_RETENTION`: how long processed items are kept. Default 7 days.
@@ -58,6 +62,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("nexus-data"),
             api_key: None,
+            public_url: None,
             max_body_bytes: 256 * 1024,
             processed_retention: Duration::from_secs(7 * 24 * 3600),
             dedupe_window: Duration::from_secs(7 * 24 * 3600),
@@ -87,6 +92,7 @@ impl Config {
             })?,
             data_dir: get("NEXUS_DATA_DIR").map_or(defaults.data_dir, PathBuf::from),
             api_key: get("NEXUS_API_KEY").map(SecretString::from),
+            public_url: get("NEXUS_PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned()),
             max_body_bytes: parse_or(
                 get("NEXUS_MAX_BODY_BYTES"),
                 "NEXUS_MAX_BODY_BYTES",
@@ -144,6 +150,11 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return fail("NEXUS_PUBLIC_URL", "must start with https:// or http://");
+            }
+        }
         if self.max_body_bytes == 0 {
             return fail("NEXUS_MAX_BODY_BYTES", "must be positive");
         }

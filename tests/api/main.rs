@@ -5,7 +5,10 @@
 //! to a moto server (started by `scripts/test.sh`, found through `NEXUS_TEST_AWS_ENDPOINT`).
 
 mod consumer;
+mod crash;
 mod helpers;
 mod ingest;
 mod lambda_events;
 mod local_server;
+mod verify;
+mod worker;

@@ -5,9 +5,6 @@ use subtle::ConstantTimeEq;
 
 use super::ids::{AgentId, Source};
 
-/// The header a sender puts the shared secret in.
-pub const SECRET_HEADER: &str = "x-webhook-secret";
-
 /// Secret names to look up for a request, most specific first: the brief's
 /// `WEBHOOK_SECRET_{agent}_{source}`, then `WEBHOOK_SECRET_{agent}`.
 pub fn webhook_secret_names(agent: &AgentId, source: &Source) -> [String; 2] {

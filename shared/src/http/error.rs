@@ -31,10 +31,14 @@ impl ApiError {
             Self::Service(error) => match error {
                 S::Invalid(_) | S::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
                 S::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-                S::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                S::Unauthorized(_) | S::Verification(_) => {
+                    (StatusCode::UNAUTHORIZED, "unauthorized")
+                }
                 S::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
                 S::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
-                S::Store(_) | S::Secrets(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                S::Store(_) | S::Secrets(_) | S::Verifier { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
             },
             Self::Malformed { status, .. } => (*status, "invalid_request"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -49,12 +49,14 @@ async fn receive_webhook(
     State(state): State<AppState>,
     ApiPath(IngestPath { agent_id }): ApiPath<IngestPath>,
     ApiQuery(params): ApiQuery<IngestParams>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<ReceiptOut>> {
     let agent = AgentId::parse(&agent_id)?;
     let source = Source::parse_optional(params.source.as_deref())?;
     let body = read_body(body, state.config.max_body_bytes).await?;
+    let url = public_url(state.config.public_url.as_deref(), &headers, &uri);
     let receipt = ingest(
         &state,
         IngestRequest {
@@ -62,10 +64,35 @@ async fn receive_webhook(
             source,
             headers,
             body,
+            url,
         },
     )
     .await?;
     Ok(Json(receipt.into()))
+}
+
+/// The URL as the provider called it. Behind API Gateway or a proxy the request line holds
+/// only the path, so scheme and host come from `X-Forwarded-Proto` and `Host`, unless
+/// `NEXUS_PUBLIC_URL` says better.
+fn public_url(configured: Option<&str>, headers: &HeaderMap, uri: &Uri) -> String {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Some(base) = configured {
+        return format!("{base}{path_and_query}");
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    let scheme = header("x-forwarded-proto")
+        .or(uri.scheme_str())
+        .unwrap_or("http");
+    let host = header("host")
+        .or(uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}{path_and_query}")
 }
 
 /// Reads the whole body, refusing (never truncating) one over `limit` bytes.
@@ -79,5 +106,47 @@ async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
             status: axum::http::StatusCode::BAD_REQUEST,
             message: format!("could not read the request body: {error}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_public_url_comes_from_forwarded_headers_behind_a_gateway() {
+        let uri: Uri = "/api/webhook/main?source=twilio".parse().unwrap();
+        let forwarded = headers(&[
+            ("host", "abc.execute-api.eu-west-1.amazonaws.com"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            public_url(None, &forwarded, &uri),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/api/webhook/main?source=twilio"
+        );
+        assert_eq!(
+            public_url(None, &headers(&[("host", "127.0.0.1:8080")]), &uri),
+            "http://127.0.0.1:8080/api/webhook/main?source=twilio"
+        );
+    }
+
+    #[test]
+    fn a_configured_public_url_wins() {
+        let uri: Uri = "/api/webhook/main?source=twilio".parse().unwrap();
+        assert_eq!(
+            public_url(
+                Some("https://hooks.example.com"),
+                &headers(&[("host", "internal:8080")]),
+                &uri
+            ),
+            "https://hooks.example.com/api/webhook/main?source=twilio"
+        );
     }
 }

@@ -1,37 +1,33 @@
-//! Credentials: the shared webhook secret of an agent/source, and the consumer API key.
+//! Credentials: the verifier of an agent/source, and the consumer API key.
 
-use http::HeaderMap;
 use secrecy::ExposeSecret;
 
 use super::{AppState, ServiceError, ServiceResult};
 use crate::domain::ids::{AgentId, Source};
-use crate::domain::secret::{secrets_match, webhook_secret_names, SECRET_HEADER};
+use crate::domain::secret::{secrets_match, webhook_secret_names};
+use crate::domain::verify::{verify, VerifierConfig, VerifyRequest};
 
 /// Name of the consumer API key in the secret store (when `NEXUS_API_KEY` is not set).
 pub const API_KEY_SECRET: &str = "NEXUS_API_KEY";
 
-/// Checks `X-Webhook-Secret` against the most specific secret configured for the agent and
-/// source. No secret configured means the endpoint is open, as the brief decides.
-pub async fn check_webhook_secret(
+/// Verifies a webhook request with the most specific verifier configured for its agent
+/// and source (`WEBHOOK_SECRET_{agent}_{source}`, then `WEBHOOK_SECRET_{agent}`). A plain
+/// stored value is a shared secret expected in `X-Webhook-Secret`; a JSON value names a
+/// provider scheme and its secrets (README, "Verifying providers"). No verifier configured
+/// means the endpoint is open, as the brief decides.
+pub async fn verify_webhook(
     state: &AppState,
     agent: &AgentId,
     source: &Source,
-    headers: &HeaderMap,
+    request: &VerifyRequest<'_>,
 ) -> ServiceResult<()> {
     for name in webhook_secret_names(agent, source) {
-        let Some(expected) = state.secrets.get(&name).await? else {
+        let Some(stored) = state.secrets.get(&name).await? else {
             continue;
         };
-        let presented = headers
-            .get(SECRET_HEADER)
-            .ok_or(ServiceError::Unauthorized(
-                "missing X-Webhook-Secret header",
-            ))?;
-        if !secrets_match(expected.expose_secret().as_bytes(), presented.as_bytes()) {
-            return Err(ServiceError::Unauthorized(
-                "X-Webhook-Secret does not match the configured secret",
-            ));
-        }
+        let config = VerifierConfig::parse(stored.expose_secret())
+            .map_err(|error| ServiceError::Verifier { name, error })?;
+        verify(&config, request)?;
         return Ok(());
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! The service layer's error type. `http::error` maps it to statuses in one place.
 
+use crate::domain::verify::{ConfigError as VerifierConfigError, VerifyError};
 use crate::domain::DomainError;
 use crate::ports::{SecretsError, StoreError};
 
@@ -14,6 +15,17 @@ pub enum ServiceError {
     /// Missing or wrong credentials; the message says which, never what was expected.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The request is not signed the way its endpoint's verifier requires.
+    #[error(transparent)]
+    Verification(#[from] VerifyError),
+    /// A stored verifier config cannot be used: the operator's mistake. The sender gets an
+    /// opaque 500 and should retry once it is fixed; the log names the secret.
+    #[error("secret {name} holds an unusable verifier")]
+    Verifier {
+        name: String,
+        #[source]
+        error: VerifierConfigError,
+    },
     #[error("body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("body declares JSON but is not valid JSON: {0}")]

@@ -4,12 +4,13 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 
-use super::auth::check_webhook_secret;
+use super::auth::verify_webhook;
 use super::{AppState, ServiceError, ServiceResult};
 use crate::domain::headers;
 use crate::domain::ids::{AgentId, Source};
 use crate::domain::item::{InboxItem, ItemId};
 use crate::domain::payload;
+use crate::domain::verify::VerifyRequest;
 use crate::ports::InsertOutcome;
 
 /// One received webhook request, with its path and query already parsed.
@@ -18,6 +19,9 @@ pub struct IngestRequest {
     pub source: Source,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The public URL the provider called (`scheme://host/path?query`): Twilio signs it,
+    /// and the token scheme reads its `token` parameter.
+    pub url: String,
 }
 
 /// What the sender is told: the item's id and when it was received.
@@ -29,20 +33,29 @@ pub struct Receipt {
     pub duplicate: bool,
 }
 
-/// Verifies, checks and durably stores one request. Every refusal stores nothing.
+/// Verifies (on the raw bytes, before any parsing), checks and durably stores one request.
+/// Every refusal stores nothing.
 pub async fn ingest(state: &AppState, request: IngestRequest) -> ServiceResult<Receipt> {
     let IngestRequest {
         agent,
         source,
         headers,
         body,
+        url,
     } = request;
-    check_webhook_secret(state, &agent, &source, &headers).await?;
-
     let limit = state.config.max_body_bytes;
     if body.len() > limit {
         return Err(ServiceError::PayloadTooLarge { limit });
     }
+    let now = state.clock.now();
+    let signed = VerifyRequest {
+        headers: &headers,
+        body: &body,
+        url: &url,
+        now,
+    };
+    verify_webhook(state, &agent, &source, &signed).await?;
+
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -52,7 +65,6 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> ServiceResult<R
     }
     let delivery_id = headers::delivery_id(&headers)?;
 
-    let now = state.clock.now();
     let item = InboxItem {
         id: ItemId::new(agent, now),
         source,

@@ -94,13 +94,13 @@ async fn processed_items_expire_after_retention_and_are_purged() {
 
     let retention = Duration::seconds(100);
     let marked = store
-        .mark_processed(&[done.id.clone()], at(5), at(5) + retention)
+        .mark_processed(std::slice::from_ref(&done.id), at(5), at(5) + retention)
         .await
         .unwrap();
     assert_eq!(marked, [MarkOutcome::Processed]);
     assert_eq!(
         store
-            .mark_processed(&[done.id.clone()], at(6), at(6) + retention)
+            .mark_processed(std::slice::from_ref(&done.id), at(6), at(6) + retention)
             .await
             .unwrap(),
         [MarkOutcome::AlreadyProcessed]
@@ -108,7 +108,7 @@ async fn processed_items_expire_after_retention_and_are_purged() {
     // Past its expiry an item is gone as far as clients can tell, purged or not.
     assert_eq!(
         store
-            .mark_processed(&[done.id.clone()], at(105), at(205))
+            .mark_processed(std::slice::from_ref(&done.id), at(105), at(205))
             .await
             .unwrap(),
         [MarkOutcome::Unknown]
