@@ -73,6 +73,8 @@ echo "moto server on 127.0.0.1:$MOTO_PORT (pid $moto_pid, log $MOTO_LOG)"
 
 export NEXUS_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export NEXUS_REQUIRE_AWS_TESTS=1
+# The venv's python, with the provider SDKs tests/api/oracle.rs signs requests with.
+export NEXUS_TEST_PYTHON="$PWD/$PY"
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=us-east-1

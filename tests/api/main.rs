@@ -10,5 +10,6 @@ mod helpers;
 mod ingest;
 mod lambda_events;
 mod local_server;
+mod oracle;
 mod verify;
 mod worker;
