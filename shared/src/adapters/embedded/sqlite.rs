@@ -33,9 +33,11 @@ CREATE TABLE inbox_items (
     delivery_id  TEXT,
     processed    INTEGER NOT NULL DEFAULT 0,
     processed_at TEXT,
-    expires_at   INTEGER,
-    PRIMARY KEY (agent_id, row_key)
-) WITHOUT ROWID;
+    expires_at   INTEGER
+);
+-- A rowid table, not WITHOUT ROWID: rows carry payloads of up to hundreds of KiB, and new
+-- rows append at the end of the table instead of landing mid-tree.
+CREATE UNIQUE INDEX item_key ON inbox_items (agent_id, row_key);
 -- The pending list reads these partial indexes, never the whole table.
 CREATE INDEX pending_by_time  ON inbox_items (row_key, agent_id) WHERE processed = 0;
 CREATE INDEX pending_by_agent ON inbox_items (agent_id, row_key) WHERE processed = 0;
@@ -53,6 +55,9 @@ CREATE TABLE dedupe (
 
 const ITEM_COLUMNS: &str = "agent_id, row_key, source, received_at, content_type, headers, \
                             payload, delivery_id, processed";
+const INSERT_ITEM: &str = "INSERT INTO inbox_items (agent_id, row_key, source, received_at, \
+                           content_type, headers, payload, delivery_id, processed) \
+                           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)";
 
 /// The SQLite inbox store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -215,25 +220,18 @@ fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Applies every job in one transaction (each inside a savepoint, so one failing job does
-/// not sink the others), commits, and only then answers.
+/// Applies every job in one transaction, commits, and only then answers. Jobs do not fail
+/// in practice (keys are fresh ULIDs), so the batch first runs without savepoints; if one
+/// job does fail, the batch is redone with a savepoint per job, so that one failing job
+/// does not sink the others.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
-    let outcomes = (|| {
-        let mut tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_error)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for job in batch.iter() {
-            let savepoint = tx.savepoint().map_err(db_error)?;
-            let outcome = apply(&savepoint, job);
-            if outcome.is_ok() {
-                savepoint.commit().map_err(db_error)?;
-            }
-            outcomes.push(outcome);
+    let outcomes = run_batch(conn, batch, false).and_then(|outcomes| {
+        if outcomes.iter().all(Result::is_ok) {
+            Ok(outcomes)
+        } else {
+            run_batch(conn, batch, true)
         }
-        tx.commit().map_err(db_error)?;
-        Ok::<_, StoreError>(outcomes)
-    })();
+    });
     match outcomes {
         Ok(outcomes) => {
             for (job, outcome) in batch.drain(..).zip(outcomes) {
@@ -253,6 +251,39 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
             }
         }
     }
+}
+
+/// Runs the batch in one transaction. Without savepoints, the first failing job stops the
+/// run and nothing is committed; with them, each job stands alone.
+fn run_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+    isolate: bool,
+) -> StoreResult<Vec<StoreResult<Done>>> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        if isolate {
+            let savepoint = tx.savepoint().map_err(db_error)?;
+            let outcome = apply(&savepoint, job);
+            if outcome.is_ok() {
+                savepoint.commit().map_err(db_error)?;
+            }
+            outcomes.push(outcome);
+        } else {
+            let outcome = apply(&tx, job);
+            let failed = outcome.is_err();
+            outcomes.push(outcome);
+            if failed {
+                // Dropping the transaction rolls it back.
+                return Ok(outcomes);
+            }
+        }
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(outcomes)
 }
 
 fn answer(job: Job, outcome: StoreResult<Done>) {
@@ -309,9 +340,12 @@ fn insert(
     let agent = item.id.agent.as_str();
     if let Some(delivery) = &item.delivery_id {
         let first: Option<(String, String)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT item_id, received_at FROM dedupe
                  WHERE agent_id = ?1 AND source = ?2 AND delivery_id = ?3 AND expires_at > ?4",
+            )
+            .map_err(db_error)?
+            .query_row(
                 params![
                     agent,
                     item.source.as_str(),
@@ -330,28 +364,27 @@ fn insert(
                 received_at: parse_time(&received_at)?,
             });
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT OR REPLACE INTO dedupe
              (agent_id, source, delivery_id, item_id, received_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                agent,
-                item.source.as_str(),
-                delivery.as_str(),
-                item.id.to_string(),
-                text_time(item.received_at),
-                dedupe_until.timestamp_millis()
-            ],
         )
+        .map_err(db_error)?
+        .execute(params![
+            agent,
+            item.source.as_str(),
+            delivery.as_str(),
+            item.id.to_string(),
+            text_time(item.received_at),
+            dedupe_until.timestamp_millis()
+        ])
         .map_err(db_error)?;
     }
     let headers = serde_json::to_string(&item.headers)
         .map_err(|e| StoreError::Corrupt(format!("headers: {e}")))?;
-    tx.execute(
-        &format!(
-            "INSERT INTO inbox_items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)"
-        ),
-        params![
+    tx.prepare_cached(INSERT_ITEM)
+        .map_err(db_error)?
+        .execute(params![
             agent,
             item.id.row_key.as_str(),
             item.source.as_str(),
@@ -360,9 +393,8 @@ fn insert(
             headers,
             item.payload.as_ref(),
             item.delivery_id.as_ref().map(DeliveryId::as_str),
-        ],
-    )
-    .map_err(db_error)?;
+        ])
+        .map_err(db_error)?;
     Ok(InsertOutcome::Stored)
 }
 
