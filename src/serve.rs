@@ -51,7 +51,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     tokio::spawn(purge_loop(store.clone()));
     let state = AppState {
         store,
-        secrets: Arc::new(EnvSecrets),
+        secrets: Arc::new(EnvSecrets::from_process_env()),
         clock: Arc::new(SystemClock),
         config: Arc::new(config),
     };

@@ -76,7 +76,7 @@ pub trait InboxStore: Send + Sync {
     /// since its dedupe marker was written; a marker is honoured until `dedupe_until`.
     async fn insert(
         &self,
-        item: &InboxItem,
+        item: InboxItem,
         now: DateTime<Utc>,
         dedupe_until: DateTime<Utc>,
     ) -> StoreResult<InsertOutcome>;

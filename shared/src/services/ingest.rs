@@ -76,10 +76,11 @@ pub async fn ingest(state: &AppState, request: IngestRequest) -> ServiceResult<R
         processed: false,
     };
     let dedupe_until = now + state.config.dedupe_window;
-    match state.store.insert(&item, now, dedupe_until).await? {
+    let (id, received_at) = (item.id.clone(), item.received_at);
+    match state.store.insert(item, now, dedupe_until).await? {
         InsertOutcome::Stored => Ok(Receipt {
-            id: item.id,
-            received_at: item.received_at,
+            id,
+            received_at,
             duplicate: false,
         }),
         InsertOutcome::Duplicate { id, received_at } => Ok(Receipt {

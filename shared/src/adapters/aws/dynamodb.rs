@@ -231,10 +231,11 @@ fn from_attrs(attrs: &Attrs) -> StoreResult<InboxItem> {
 impl InboxStore for DynamoStore {
     async fn insert(
         &self,
-        item: &InboxItem,
+        item: InboxItem,
         now: DateTime<Utc>,
         dedupe_until: DateTime<Utc>,
     ) -> StoreResult<InsertOutcome> {
+        let item = &item;
         let attrs = to_attrs(item);
         let Some(delivery) = &item.delivery_id else {
             self.client

@@ -484,11 +484,11 @@ fn item_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<InboxItem>> {
 impl InboxStore for SqliteStore {
     async fn insert(
         &self,
-        item: &InboxItem,
+        item: InboxItem,
         now: DateTime<Utc>,
         dedupe_until: DateTime<Utc>,
     ) -> StoreResult<InsertOutcome> {
-        let item = Box::new(item.clone());
+        let item = Box::new(item);
         self.submit(|reply| Job::Insert {
             item,
             now,

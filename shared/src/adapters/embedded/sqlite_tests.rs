@@ -42,7 +42,7 @@ async fn concurrent_inserts_are_all_committed_and_survive_reopening() {
         let store = store.clone();
         tokio::spawn(async move {
             let item = item("burst", None, at(n));
-            store.insert(&item, at(n), at(n + 60)).await.unwrap()
+            store.insert(item, at(n), at(n + 60)).await.unwrap()
         })
     });
     for insert in inserts {
@@ -62,14 +62,14 @@ async fn a_delivery_id_dedupes_only_within_its_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("nexus.db")).unwrap();
     let first = item("main", Some("d-1"), at(0));
-    store.insert(&first, at(0), at(100)).await.unwrap();
+    store.insert(first.clone(), at(0), at(100)).await.unwrap();
 
     let within = store
-        .insert(&item("main", Some("d-1"), at(50)), at(50), at(150))
+        .insert(item("main", Some("d-1"), at(50)), at(50), at(150))
         .await
         .unwrap();
     let after = store
-        .insert(&item("main", Some("d-1"), at(100)), at(100), at(200))
+        .insert(item("main", Some("d-1"), at(100)), at(100), at(200))
         .await
         .unwrap();
 
@@ -89,8 +89,8 @@ async fn processed_items_expire_after_retention_and_are_purged() {
     let store = SqliteStore::open(dir.path().join("nexus.db")).unwrap();
     let done = item("main", Some("d-2"), at(0));
     let waiting = item("main", None, at(1));
-    store.insert(&done, at(0), at(10)).await.unwrap();
-    store.insert(&waiting, at(1), at(11)).await.unwrap();
+    store.insert(done.clone(), at(0), at(10)).await.unwrap();
+    store.insert(waiting.clone(), at(1), at(11)).await.unwrap();
 
     let retention = Duration::seconds(100);
     let marked = store
