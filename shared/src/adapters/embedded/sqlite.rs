@@ -53,11 +53,19 @@ CREATE TABLE dedupe (
 ) WITHOUT ROWID;
 "#];
 
-const ITEM_COLUMNS: &str = "agent_id, row_key, source, received_at, content_type, headers, \
-                            payload, delivery_id, processed";
 const INSERT_ITEM: &str = "INSERT INTO inbox_items (agent_id, row_key, source, received_at, \
                            content_type, headers, payload, delivery_id, processed) \
                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)";
+
+/// Pending items of every agent, in time order, after a cursor. `INDEXED BY` makes SQLite
+/// refuse to run the query at all rather than fall back to a table scan.
+const PENDING_OF_ALL: &str = "SELECT agent_id, row_key, source, received_at, content_type, \
+     headers, payload, delivery_id, processed FROM inbox_items INDEXED BY pending_by_time \
+     WHERE processed = 0 AND (row_key, agent_id) > (?1, ?2) ORDER BY row_key, agent_id LIMIT ?3";
+/// Pending items of one agent, in time order, after a cursor.
+const PENDING_OF_AGENT: &str = "SELECT agent_id, row_key, source, received_at, content_type, \
+     headers, payload, delivery_id, processed FROM inbox_items INDEXED BY pending_by_agent \
+     WHERE processed = 0 AND agent_id = ?1 AND row_key > ?2 ORDER BY row_key LIMIT ?3";
 
 /// The SQLite inbox store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -448,6 +456,20 @@ fn purge(tx: &Connection, now: DateTime<Utc>) -> StoreResult<usize> {
     Ok(items + markers)
 }
 
+fn query_items(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<InboxItem>> {
+    let rows = statement
+        .query_map(params, item_from_row)
+        .map_err(db_error)?;
+    let mut items = Vec::new();
+    for row in rows {
+        items.push(row.map_err(db_error)??);
+    }
+    Ok(items)
+}
+
 fn item_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<InboxItem>> {
     let agent: String = row.get(0)?;
     let row_key: String = row.get(1)?;
@@ -501,33 +523,22 @@ impl InboxStore for SqliteStore {
     async fn pending(&self, query: &PendingQuery) -> StoreResult<PendingPage> {
         let query = query.clone();
         self.read(move |conn| {
+            // The cursor is the last item listed; an empty key sorts before every row key.
             let (after_key, after_agent) = match &query.after {
-                Some(id) => (
-                    Some(id.row_key.as_str().to_owned()),
-                    Some(id.agent.to_string()),
-                ),
-                None => (None, None),
+                Some(id) => (id.row_key.as_str().to_owned(), id.agent.to_string()),
+                None => (String::new(), String::new()),
             };
-            let agent = query.agent.as_ref().map(|a| a.to_string());
-            let sql = format!(
-                "SELECT {ITEM_COLUMNS} FROM inbox_items
-                 WHERE processed = 0
-                   AND (?1 IS NULL OR agent_id = ?1)
-                   AND (?2 IS NULL OR (row_key, agent_id) > (?2, ?3))
-                 ORDER BY row_key, agent_id
-                 LIMIT ?4"
-            );
-            let mut statement = conn.prepare_cached(&sql).map_err(db_error)?;
-            let rows = statement
-                .query_map(
-                    params![agent, after_key, after_agent, (query.limit + 1) as i64],
-                    item_from_row,
-                )
-                .map_err(db_error)?;
-            let mut items = Vec::with_capacity(query.limit + 1);
-            for row in rows {
-                items.push(row.map_err(db_error)??);
-            }
+            let limit = (query.limit + 1) as i64;
+            let mut items = match &query.agent {
+                Some(agent) => query_items(
+                    &mut conn.prepare_cached(PENDING_OF_AGENT).map_err(db_error)?,
+                    params![agent.as_str(), after_key, limit],
+                ),
+                None => query_items(
+                    &mut conn.prepare_cached(PENDING_OF_ALL).map_err(db_error)?,
+                    params![after_key, after_agent, limit],
+                ),
+            }?;
             let more = items.len() > query.limit;
             items.truncate(query.limit);
             Ok(PendingPage { items, more })
