@@ -4,11 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use nexus_shared::adapters::embedded::{EnvSecrets, SqliteStore};
+use nexus_shared::adapters::embedded::{EnvSecrets, SqliteOutbound, SqliteQueue, SqliteStore};
+use nexus_shared::adapters::http_client::ReqwestClient;
+use nexus_shared::adapters::metrics::Prometheus;
 use nexus_shared::config::Config;
 use nexus_shared::http::local_router;
 use nexus_shared::ports::clock::SystemClock;
+use nexus_shared::ports::DeliveryQueue;
+use nexus_shared::services::outbound::deliver::deliver_received;
 use nexus_shared::services::AppState;
+use tokio::sync::Semaphore;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
@@ -16,6 +21,10 @@ use crate::api_key::{self, ApiKey};
 
 /// How often expired processed items and dedupe markers are deleted.
 const PURGE_INTERVAL: Duration = Duration::from_secs(600);
+/// The local queue moves a message to its dead-letter table after this many receives, as
+/// the SQS redrive policy does on AWS: a safety net for messages that keep failing to be
+/// processed at all (each retry and each rate-limit delay is a receive).
+const MAX_RECEIVE_COUNT: u32 = 100;
 
 /// Runs the local gateway until SIGINT or SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
@@ -24,6 +33,17 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let db_path = config.data_dir.join("nexus.db");
     let store = Arc::new(
         SqliteStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?,
+    );
+    let clock = Arc::new(SystemClock);
+    let outbound_path = config.data_dir.join("outbound.db");
+    let outbound = Arc::new(
+        SqliteOutbound::open(&outbound_path)
+            .with_context(|| format!("opening {}", outbound_path.display()))?,
+    );
+    let queue_path = config.data_dir.join("queue.db");
+    let queue = Arc::new(
+        SqliteQueue::open(&queue_path, MAX_RECEIVE_COUNT, clock.clone())
+            .with_context(|| format!("opening {}", queue_path.display()))?,
     );
 
     let key = api_key::load_or_generate(config.api_key.as_ref(), &config.data_dir)?;
@@ -49,13 +69,19 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!("nexus listening on http://{address}");
 
     tokio::spawn(purge_loop(store.clone()));
+    let prometheus = Arc::new(Prometheus::default());
     let state = AppState {
         store,
         secrets: Arc::new(EnvSecrets::from_process_env()),
-        clock: Arc::new(SystemClock),
+        clock,
+        http: Arc::new(ReqwestClient::new(config.outbound.allow_private_targets)),
         config: Arc::new(config),
+        outbound,
+        queue: queue.clone(),
+        metrics: prometheus.clone(),
     };
-    axum::serve(listener, local_router(state))
+    tokio::spawn(delivery_loop(state.clone(), queue));
+    axum::serve(listener, local_router(state, prometheus))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")
@@ -69,6 +95,53 @@ async fn purge_loop(store: Arc<SqliteStore>) {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "purged expired items"),
             Err(error) => tracing::warn!(%error, "purging expired items failed"),
+        }
+    }
+}
+
+/// The local queue consumer: keeps up to `NEXUS_DELIVERY_CONCURRENCY` deliveries in
+/// flight, each running the same `deliver_one` step the Lambda runs under SQS.
+async fn delivery_loop(state: AppState, queue: Arc<SqliteQueue>) {
+    let outbound = &state.config.outbound;
+    let permits = Arc::new(Semaphore::new(outbound.concurrency));
+    let visibility = outbound.visibility_timeout();
+    loop {
+        // Wait for a free slot before taking messages off the queue.
+        let first = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let free = permits.available_permits() + 1;
+        let received = match queue.receive(free, visibility).await {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::warn!(%error, "receiving from the delivery queue failed");
+                drop(first);
+                queue.wait_for_work(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if received.is_empty() {
+            drop(first);
+            queue.wait_for_work(Duration::from_secs(5)).await;
+            continue;
+        }
+        let mut first = Some(first);
+        for message in received {
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed"),
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                deliver_received(&state, vec![message]).await;
+                drop(permit);
+            });
         }
     }
 }

@@ -5,6 +5,8 @@
 //! - `cached_secrets`: a TTL cache in front of any secret store.
 
 pub mod cached_secrets;
+pub mod http_client;
+pub mod metrics;
 
 #[cfg(feature = "aws")]
 pub mod aws;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod headers;
 pub mod ids;
 pub mod item;
+pub mod outbound;
 pub mod payload;
 pub mod secret;
 pub mod verify;

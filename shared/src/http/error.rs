@@ -36,7 +36,9 @@ impl ApiError {
                 }
                 S::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
                 S::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
-                S::Store(_) | S::Secrets(_) | S::Verifier { .. } => {
+                S::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                S::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+                S::Store(_) | S::Secrets(_) | S::Queue(_) | S::Verifier { .. } => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }
             },

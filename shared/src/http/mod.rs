@@ -2,11 +2,18 @@
 //! API Gateway (`lambda_http::run`) and the local server (`axum::serve`).
 
 mod auth;
+mod deliveries;
 pub mod error;
+mod events;
 mod extract;
 mod health;
 mod inbox;
 mod ingest;
+mod metrics;
+mod subscriptions;
+mod testing;
+
+use std::sync::Arc;
 
 use axum::extract::MatchedPath;
 use axum::http::Request;
@@ -15,6 +22,7 @@ use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tower_http::trace::TraceLayer;
 
+use crate::adapters::metrics::Prometheus;
 use crate::services::AppState;
 
 /// The provider-facing routes (public; each endpoint checks its own credentials).
@@ -27,13 +35,19 @@ pub fn api_router(state: AppState) -> Router {
     finish(protected_routes(&state), state)
 }
 
-/// Every route in one router, as `nexus serve` runs them.
-pub fn local_router(state: AppState) -> Router {
-    finish(ingest::router().merge(protected_routes(&state)), state)
+/// Every route in one router, as `nexus serve` runs them, with Prometheus at `/metrics`.
+pub fn local_router(state: AppState, prometheus: Arc<Prometheus>) -> Router {
+    finish(ingest::router().merge(protected_routes(&state)), state.clone())
+        .merge(metrics::router(state, prometheus))
 }
 
 fn protected_routes(state: &AppState) -> Router<AppState> {
-    inbox::router().route_layer(middleware::from_fn_with_state(
+    inbox::router()
+        .merge(subscriptions::router())
+        .merge(events::router())
+        .merge(deliveries::router())
+        .merge(testing::router())
+        .route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_api_key,
     ))

@@ -3,9 +3,17 @@
 //! Secrets Manager).
 
 pub mod clock;
+pub mod http_client;
+pub mod metrics;
+pub mod outbound;
+pub mod queue;
 pub mod secrets;
 pub mod store;
 
 pub use clock::Clock;
+pub use http_client::HttpClient;
+pub use metrics::Metrics;
+pub use outbound::OutboundStore;
+pub use queue::DeliveryQueue;
 pub use secrets::{SecretStore, SecretsError};
 pub use store::{InboxStore, InsertOutcome, MarkOutcome, PendingPage, PendingQuery, StoreError};

@@ -2,6 +2,7 @@
 
 use crate::domain::verify::{ConfigError as VerifierConfigError, VerifyError};
 use crate::domain::DomainError;
+use crate::ports::queue::QueueError;
 use crate::ports::{SecretsError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,12 @@ pub enum ServiceError {
     PayloadTooLarge { limit: usize },
     #[error("body declares JSON but is not valid JSON: {0}")]
     InvalidJson(String),
+    /// No such resource (`subscription`, `delivery`).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The deployment lacks something it needs (e.g. an API key).
     #[error("{0}")]
     NotConfigured(&'static str),
@@ -37,6 +44,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -5,11 +5,14 @@ pub mod auth;
 pub mod consume;
 pub mod error;
 pub mod ingest;
+pub mod outbound;
 
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::ports::{Clock, InboxStore, SecretStore};
+use crate::ports::{
+    Clock, DeliveryQueue, HttpClient, InboxStore, Metrics, OutboundStore, SecretStore,
+};
 
 pub use error::{ServiceError, ServiceResult};
 
@@ -21,4 +24,9 @@ pub struct AppState {
     pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    /// Subscriptions, events and deliveries.
+    pub outbound: Arc<dyn OutboundStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub http: Arc<dyn HttpClient>,
+    pub metrics: Arc<dyn Metrics>,
 }

@@ -1,0 +1,166 @@
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde_json::json;
+
+use super::*;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap()
+}
+
+fn delivery() -> Delivery {
+    let event = Event {
+        id: EventId::new(),
+        event_type: EventType::parse("build.failed").unwrap(),
+        source: "jenkins".into(),
+        data: json!({}),
+        metadata: Default::default(),
+        timestamp: at(0),
+    };
+    Delivery::new(&event, SubscriptionId::new(), at(0))
+}
+
+fn attempt(number: u32, status_code: Option<u16>) -> Attempt {
+    Attempt {
+        number,
+        at: at(i64::from(number)),
+        status_code,
+        latency_ms: 12,
+        response_body: None,
+        response_truncated: false,
+        error: status_code.is_none().then(|| "connection refused".into()),
+    }
+}
+
+#[test]
+fn a_new_delivery_is_pending_and_due_at_once() {
+    let d = delivery();
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!(d.next_attempt_at, Some(at(0)));
+    assert_eq!(d.next_attempt_number(), 1);
+    assert!(!d.manual);
+    assert!(d.id.as_str().starts_with("dlv_"));
+}
+
+#[test]
+fn a_failure_then_a_success_is_logged_and_ends_successful() {
+    let mut d = delivery();
+    d.start_sending(at(1));
+    assert_eq!(d.status, DeliveryStatus::Sending);
+    d.record(
+        attempt(1, Some(500)),
+        &Decision::RetryIn(Duration::from_secs(5)),
+        at(1),
+    );
+    assert_eq!(d.status, DeliveryStatus::Retrying);
+    assert_eq!(d.next_attempt_at, Some(at(6)));
+    assert_eq!(d.next_attempt_number(), 2);
+    d.record(attempt(2, Some(200)), &Decision::Delivered, at(7));
+    assert_eq!(d.status, DeliveryStatus::Success);
+    assert_eq!(d.next_attempt_at, None);
+    assert_eq!(d.updated_at, at(7));
+    assert_eq!(
+        d.attempts.iter().map(|a| a.number).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[test]
+fn giving_up_or_a_gone_endpoint_fails_the_delivery() {
+    for decision in [Decision::GiveUp, Decision::Disable] {
+        let mut d = delivery();
+        d.record(attempt(1, Some(410)), &decision, at(1));
+        assert_eq!(d.status, DeliveryStatus::Failed, "{decision:?}");
+        assert_eq!(d.next_attempt_at, None);
+        assert!(d.status.is_final());
+    }
+}
+
+#[test]
+fn a_failed_manual_retry_does_not_reschedule_itself() {
+    let mut d = delivery();
+    d.manual = true;
+    d.record(
+        attempt(1, None),
+        &Decision::RetryIn(Duration::from_secs(5)),
+        at(1),
+    );
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.next_attempt_at, None);
+    let mut ok = delivery();
+    ok.manual = true;
+    ok.record(attempt(1, Some(204)), &Decision::Delivered, at(1));
+    assert_eq!(ok.status, DeliveryStatus::Success);
+}
+
+#[test]
+fn statuses_travel_in_lowercase() {
+    for status in DeliveryStatus::ALL {
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(json, format!("\"{}\"", status.as_str()));
+        assert_eq!(
+            serde_json::from_str::<DeliveryStatus>(&json).unwrap(),
+            status
+        );
+        assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
+        assert_eq!(status.to_string(), status.as_str());
+    }
+    assert_eq!(
+        "Failed".parse::<DeliveryStatus>().unwrap_err().field,
+        "status"
+    );
+    assert!(!DeliveryStatus::Retrying.is_final());
+}
+
+#[test]
+fn a_delivery_round_trips_through_its_serde_form() {
+    let mut d = delivery();
+    d.record(
+        attempt(1, None),
+        &Decision::RetryIn(Duration::from_millis(1500)),
+        at(1),
+    );
+    assert_eq!(
+        d.next_attempt_at,
+        Some(at(1) + TimeDelta::milliseconds(1500))
+    );
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["status"], "retrying");
+    assert_eq!(json["attempts"][0]["error"], "connection refused");
+    assert_eq!(serde_json::from_value::<Delivery>(json).unwrap(), d);
+}
+
+#[test]
+fn short_bodies_are_kept_whole() {
+    assert_eq!(truncate_body(b"", 10), (String::new(), false));
+    assert_eq!(truncate_body(b"ok", 10), ("ok".into(), false));
+    assert!(!truncate_body(&[b'a'; 1024], MAX_RESPONSE_BODY_BYTES).1);
+}
+
+#[test]
+fn long_bodies_are_cut_to_the_limit() {
+    let (text, truncated) = truncate_body(&[b'a'; 5000], MAX_RESPONSE_BODY_BYTES);
+    assert_eq!(text.len(), 1024);
+    assert!(truncated);
+    assert_eq!(truncate_body(b"abcdef", 5), ("abcde".into(), true));
+}
+
+#[test]
+fn cuts_fall_on_character_boundaries() {
+    // "é" is two bytes: the limit falls in the middle of the third one.
+    let (text, truncated) = truncate_body("ééé".as_bytes(), 5);
+    assert_eq!(text, "éé");
+    assert!(truncated);
+    let (text, _) = truncate_body("a😀".as_bytes(), 4);
+    assert_eq!(text, "a");
+}
+
+#[test]
+fn invalid_utf8_is_replaced_not_refused() {
+    assert_eq!(truncate_body(b"a\xffb", 10), ("a\u{fffd}b".into(), false));
+    // The replacement takes three bytes where the bad byte took one.
+    let (text, truncated) = truncate_body(b"\xff\xff", 4);
+    assert_eq!(text, "\u{fffd}");
+    assert!(truncated);
+}

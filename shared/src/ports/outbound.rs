@@ -1,0 +1,93 @@
+//! Outbound storage: subscriptions, published events and their deliveries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::store::StoreResult;
+use crate::domain::outbound::{
+    Delivery, DeliveryStatus, Event, EventId, OutboundDeliveryId, Subscription, SubscriptionId,
+};
+
+/// What happened to a publish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublishOutcome {
+    /// The event and its deliveries are stored durably.
+    Stored,
+    /// The idempotency key was used before: nothing new was stored; this is what the first
+    /// publish stored.
+    Duplicate {
+        event_id: EventId,
+        delivery_ids: Vec<OutboundDeliveryId>,
+    },
+}
+
+/// Which deliveries to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub subscription_id: Option<SubscriptionId>,
+    pub status: Option<DeliveryStatus>,
+    /// Start after this delivery (exclusive).
+    pub after: Option<OutboundDeliveryId>,
+    pub limit: usize,
+}
+
+/// A page of deliveries and whether more follow.
+#[derive(Debug, Clone)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<Delivery>,
+    pub more: bool,
+}
+
+/// Counters behind `GET /api/v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryCounts {
+    pub events: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Deliveries waiting for a retry (status `retrying`) or their first attempt.
+    pub pending: u64,
+    /// Sum of the latency of successful attempts, for the average.
+    pub success_latency_ms_total: u64,
+    pub events_by_type: std::collections::BTreeMap<String, u64>,
+}
+
+/// Durable outbound state.
+///
+/// Contracts every backend keeps (the behaviour suite checks them on each):
+/// - `publish` returns only once the event and every delivery are durable, and stores an
+///   idempotency key with them so a repeat stores nothing;
+/// - deliveries are listed newest first, by id (ULIDs sort by time).
+#[async_trait]
+pub trait OutboundStore: Send + Sync {
+    async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()>;
+    async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>>;
+    /// Every subscription, oldest first. Fan-out reads it on each publish.
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    /// Deletes a subscription; false when there was none.
+    async fn delete_subscription(&self, id: &SubscriptionId) -> StoreResult<bool>;
+
+    async fn publish(
+        &self,
+        event: &Event,
+        deliveries: &[Delivery],
+        idempotency_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PublishOutcome>;
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
+
+    async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>>;
+    /// Replaces a delivery (after an attempt, or a manual retry).
+    async fn save_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage>;
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
+
+    /// Reserves the next send slot of a rate-limited subscription and returns how long to
+    /// wait for it (zero when it is free now). Holds across processes: the reservation is
+    /// one atomic update of the subscription's theoretical arrival time (GCRA).
+    async fn reserve_rate_slot(
+        &self,
+        id: &SubscriptionId,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<std::time::Duration>;
+}

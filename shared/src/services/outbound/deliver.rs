@@ -1,0 +1,235 @@
+//! Deliver one message: the step both hosts run, under the SQS event source on Lambda and
+//! under the local queue's loop in `nexus serve`.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::retry_policy;
+use crate::domain::outbound::{
+    classify, decide, parse_retry_after, signature_headers, truncate_body, Attempt, Decision,
+    Delivery, DeliveryStatus, Subscription, MAX_RESPONSE_BODY_BYTES,
+};
+use crate::ports::http_client::TransportError;
+use crate::ports::queue::{QueueMessage, Received};
+use crate::services::{AppState, ServiceResult};
+
+/// What the host does with the message after the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done (delivered, failed for good with nothing left to do, or nothing to deliver).
+    Delete,
+    /// Make the message visible again after this delay.
+    RetryIn(Duration),
+    /// Failed after the last attempt: move the message to the dead-letter queue.
+    DeadLetter,
+}
+
+/// The longest a message may be held back in one go (SQS's visibility limit is 12 hours).
+const MAX_HOLD: Duration = Duration::from_secs(12 * 3600);
+
+/// Delivers the message's delivery once, if it is due, and records the attempt.
+pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceResult<Disposition> {
+    let QueueMessage::Deliver { delivery_id } = message;
+    let Some(mut delivery) = state.outbound.get_delivery(delivery_id).await? else {
+        tracing::warn!(%delivery_id, "queued delivery not found; dropping the message");
+        return Ok(Disposition::Delete);
+    };
+    if matches!(delivery.status, DeliveryStatus::Success | DeliveryStatus::Failed) {
+        // A duplicate message (at-least-once queues) for a delivery that is settled.
+        return Ok(Disposition::Delete);
+    }
+    let now = state.clock.now();
+    if let Some(due) = delivery.next_attempt_at {
+        if let Ok(early) = (due - now).to_std() {
+            if early > Duration::from_millis(500) {
+                return Ok(Disposition::RetryIn(early.min(MAX_HOLD)));
+            }
+        }
+    }
+    let Some(subscription) = state
+        .outbound
+        .get_subscription(&delivery.subscription_id)
+        .await?
+    else {
+        return settle_without_sending(state, delivery, "the subscription was deleted").await;
+    };
+    if !subscription.active {
+        return settle_without_sending(state, delivery, "the subscription is disabled").await;
+    }
+    let limit = subscription
+        .rate_limit
+        .unwrap_or(state.config.outbound.default_rate_limit);
+    if limit > 0 {
+        let wait = state
+            .outbound
+            .reserve_rate_slot(&subscription.id, limit, now)
+            .await?;
+        if !wait.is_zero() {
+            // Over the limit: later, never dropped. No attempt is spent on it.
+            return Ok(Disposition::RetryIn(wait.min(MAX_HOLD)));
+        }
+    }
+    attempt(state, &mut delivery, subscription).await
+}
+
+/// Sends once, records the attempt and decides what comes next.
+async fn attempt(
+    state: &AppState,
+    delivery: &mut Delivery,
+    mut subscription: Subscription,
+) -> ServiceResult<Disposition> {
+    let Some(event) = state.outbound.get_event(&delivery.event_id).await? else {
+        return settle_without_sending(state, delivery.clone(), "the event is gone").await;
+    };
+    let config = &state.config.outbound;
+    let sent_at = state.clock.now();
+    let body = event.payload();
+    let mut headers = signature_headers(
+        &delivery.id,
+        &event.event_type,
+        sent_at,
+        &body,
+        &subscription.signing_secrets(sent_at),
+    );
+    headers.push(("Content-Type", "application/json".to_owned()));
+    headers.push(("User-Agent", concat!("Nexus-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned()));
+
+    let started = Instant::now();
+    let response = state
+        .http
+        .post(
+            subscription.url.as_str(),
+            &headers,
+            body,
+            config.timeout,
+            MAX_RESPONSE_BODY_BYTES + 1,
+        )
+        .await;
+    let latency = started.elapsed();
+    state
+        .metrics
+        .latency(subscription.id.as_str(), latency.as_secs_f64());
+
+    let now = state.clock.now();
+    let number = delivery.attempts.len() as u32 + 1;
+    let (result, record) = match &response {
+        Ok(response) => {
+            let retry_after = response
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, Utc::now()));
+            let (text, truncated) = truncate_body(&response.body, MAX_RESPONSE_BODY_BYTES);
+            (
+                classify(Some(response.status), false, retry_after),
+                (Some(response.status), Some(text), truncated, None),
+            )
+        }
+        Err(error) => (
+            classify(None, matches!(error, TransportError::Timeout(_)), None),
+            (None, None, false, Some(error.to_string())),
+        ),
+    };
+    let (status_code, response_body, response_truncated, error) = record;
+    let decision = decide(
+        &retry_policy(config),
+        number,
+        &result,
+        rand::random::<f64>(),
+    );
+    delivery.record(
+        Attempt {
+            number,
+            at: sent_at,
+            status_code,
+            latency_ms: latency.as_millis() as u64,
+            response_body,
+            response_truncated,
+            error,
+        },
+        &decision,
+        now,
+    );
+    state.outbound.save_delivery(delivery).await?;
+
+    let event_type = delivery.event_type.as_str();
+    Ok(match (decision, delivery.status) {
+        (Decision::Delivered, _) => {
+            state.metrics.delivery(event_type, "success");
+            Disposition::Delete
+        }
+        (Decision::Disable, _) => {
+            // 410 Gone: the subscriber asks us to stop.
+            subscription.active = false;
+            subscription.updated_at = now;
+            state.outbound.put_subscription(&subscription).await?;
+            tracing::warn!(subscription = %subscription.id, "subscriber answered 410 Gone; subscription disabled");
+            state.metrics.delivery(event_type, "failed");
+            Disposition::Delete
+        }
+        (Decision::RetryIn(delay), DeliveryStatus::Retrying) => {
+            state.metrics.retry(event_type);
+            Disposition::RetryIn(delay.min(MAX_HOLD))
+        }
+        // A manual retry that failed: failed again, not rescheduled, and not dead-lettered
+        // twice.
+        (Decision::RetryIn(_), _) => {
+            state.metrics.delivery(event_type, "failed");
+            Disposition::Delete
+        }
+        (Decision::GiveUp, _) => {
+            state.metrics.delivery(event_type, "failed");
+            if delivery.manual {
+                Disposition::Delete
+            } else {
+                Disposition::DeadLetter
+            }
+        }
+    })
+}
+
+/// Fails a delivery that can no longer be sent, with the reason in its log.
+async fn settle_without_sending(
+    state: &AppState,
+    mut delivery: Delivery,
+    reason: &str,
+) -> ServiceResult<Disposition> {
+    let now = state.clock.now();
+    delivery.attempts.push(Attempt {
+        number: delivery.attempts.len() as u32 + 1,
+        at: now,
+        status_code: None,
+        latency_ms: 0,
+        response_body: None,
+        response_truncated: false,
+        error: Some(format!("not sent: {reason}")),
+    });
+    delivery.status = DeliveryStatus::Failed;
+    delivery.next_attempt_at = None;
+    delivery.updated_at = now;
+    state.outbound.save_delivery(&delivery).await?;
+    state.metrics.delivery(delivery.event_type.as_str(), "failed");
+    Ok(Disposition::Delete)
+}
+
+/// Delivers a batch of received messages concurrently and settles each with the queue, as
+/// the local host does (Lambda settles through the SQS batch response instead).
+pub async fn deliver_received(state: &AppState, received: Vec<Received>) {
+    let work = received.into_iter().map(|message| async move {
+        let outcome = deliver_one(state, &message.message).await;
+        let settled = match outcome {
+            Ok(Disposition::Delete) => state.queue.delete(&message.handle).await,
+            Ok(Disposition::RetryIn(delay)) => state.queue.retry_in(&message.handle, delay).await,
+            Ok(Disposition::DeadLetter) => state.queue.dead_letter(&message).await,
+            Err(error) => {
+                // Left invisible until its visibility timeout ends; then it is tried again.
+                tracing::error!(%error, "delivering a message failed");
+                Ok(())
+            }
+        };
+        if let Err(error) = settled {
+            tracing::error!(%error, "settling a queue message failed");
+        }
+    });
+    futures::future::join_all(work).await;
+}

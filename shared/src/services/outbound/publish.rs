@@ -1,0 +1,126 @@
+//! Publishing: store the event, fan out one delivery per matching active subscription,
+//! enqueue them. The answer comes only after all of it is durable.
+
+use std::time::Duration;
+
+use crate::domain::outbound::{
+    Delivery, DeliveryStatus, Event, EventId, NewEvent, OutboundDeliveryId, SubscriptionId,
+};
+use crate::ports::outbound::PublishOutcome;
+use crate::ports::queue::QueueMessage;
+use crate::services::{AppState, ServiceError, ServiceResult};
+
+/// Most events one batch publish may carry.
+pub const MAX_BATCH: usize = 100;
+/// Longest accepted `Idempotency-Key`.
+const MAX_KEY_LEN: usize = 255;
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event: Event,
+    /// One delivery per matching subscription.
+    pub deliveries: Vec<(OutboundDeliveryId, SubscriptionId)>,
+    /// True when the idempotency key was seen before: nothing new was published.
+    pub duplicate: bool,
+}
+
+/// Publishes one event.
+pub async fn publish(
+    state: &AppState,
+    input: NewEvent,
+    idempotency_key: Option<&str>,
+) -> ServiceResult<Published> {
+    if let Some(key) = idempotency_key {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(ServiceError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
+            )));
+        }
+    }
+    let now = state.clock.now();
+    let event = input.into_event(EventId::new(), now);
+    let subscriptions = state.outbound.list_subscriptions().await?;
+    let deliveries: Vec<Delivery> = subscriptions
+        .iter()
+        .filter(|s| s.matches(&event))
+        .map(|s| Delivery {
+            id: OutboundDeliveryId::new(),
+            event_id: event.id.clone(),
+            subscription_id: s.id.clone(),
+            event_type: event.event_type.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            next_attempt_at: Some(now),
+            created_at: now,
+            updated_at: now,
+            manual: false,
+        })
+        .collect();
+
+    match state
+        .outbound
+        .publish(&event, &deliveries, idempotency_key, now)
+        .await?
+    {
+        PublishOutcome::Stored => {
+            enqueue(state, deliveries.iter().map(|d| &d.id)).await?;
+            Ok(Published {
+                deliveries: deliveries
+                    .into_iter()
+                    .map(|d| (d.id, d.subscription_id))
+                    .collect(),
+                event,
+                duplicate: false,
+            })
+        }
+        PublishOutcome::Duplicate {
+            event_id,
+            delivery_ids,
+        } => first_publication(state, event_id, delivery_ids).await,
+    }
+}
+
+/// Answers a repeated publish with what the first one did, and re-enqueues its deliveries
+/// that never got an attempt: if the first publish failed after storing (the client then
+/// retries with the same key), this is what gets them sent.
+async fn first_publication(
+    state: &AppState,
+    event_id: EventId,
+    delivery_ids: Vec<OutboundDeliveryId>,
+) -> ServiceResult<Published> {
+    let event = state
+        .outbound
+        .get_event(&event_id)
+        .await?
+        .ok_or_else(|| ServiceError::BadRequest("the idempotency key's event is gone".into()))?;
+    let mut deliveries = Vec::with_capacity(delivery_ids.len());
+    let mut unsent = Vec::new();
+    for id in delivery_ids {
+        if let Some(delivery) = state.outbound.get_delivery(&id).await? {
+            if delivery.status == DeliveryStatus::Pending && delivery.attempts.is_empty() {
+                unsent.push(delivery.id.clone());
+            }
+            deliveries.push((delivery.id, delivery.subscription_id));
+        }
+    }
+    enqueue(state, unsent.iter()).await?;
+    Ok(Published {
+        event,
+        deliveries,
+        duplicate: true,
+    })
+}
+
+pub(crate) async fn enqueue<'a>(
+    state: &AppState,
+    ids: impl Iterator<Item = &'a OutboundDeliveryId>,
+) -> ServiceResult<()> {
+    for id in ids {
+        let message = QueueMessage::Deliver {
+            delivery_id: id.clone(),
+        };
+        state.queue.send(&message, Duration::ZERO).await?;
+    }
+    Ok(())
+}
