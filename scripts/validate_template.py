@@ -9,8 +9,11 @@ out-of-range timeouts, `!Ref` to missing resources and the like. This script:
    directory exists and builds the binary its Metadata names), as `sam package` would;
 3. translates it to plain CloudFormation with samtranslator;
 4. runs cfn-lint on the original and on the translation, failing on any error or warning;
-5. checks the inbox table's keys, indexes and TTL attribute against the shape the Rust
-   integration tests create in moto, so the two cannot drift apart.
+5. checks the inbox and outbound tables' keys, indexes and TTL attribute against the
+   shape the Rust integration tests create in moto, so the two cannot drift apart;
+6. checks the delivery pipeline's numbers agree: the queue's visibility outlasts an
+   attempt and the deliver function, its redrive leaves room for every attempt, the
+   event source reports batch item failures, and every function gets the settings.
 
 Usage: python scripts/validate_template.py [TEMPLATE]   (default: template.yaml at the repo root)
 """
@@ -47,6 +50,34 @@ INBOX_INDEXES = {
     "pending-by-agent": [("pending_agent", "HASH"), ("sk", "RANGE")],
 }
 INBOX_TTL_ATTRIBUTE = "expires_at"
+
+OUTBOUND_TABLE = "OutboundTable"
+OUTBOUND_KEYS = [("pk", "HASH"), ("sk", "RANGE")]
+OUTBOUND_INDEXES = {
+    "deliveries-newest": [("dlv_list", "HASH"), ("dlv_id", "RANGE")],
+    "deliveries-by-subscription": [("dlv_sub", "HASH"), ("dlv_id", "RANGE")],
+    "deliveries-by-status": [("dlv_status", "HASH"), ("dlv_id", "RANGE")],
+    "deliveries-by-subscription-status": [("dlv_sub_status", "HASH"), ("dlv_id", "RANGE")],
+}
+OUTBOUND_TTL_ATTRIBUTE = "expires_at"
+
+DELIVERY_QUEUE = "DeliveryQueue"
+DEAD_LETTER_QUEUE = "DeliveryDeadLetterQueue"
+DELIVER_FUNCTION = "DeliverFunction"
+# Beyond one attempt: the store and queue calls around it (seconds).
+ATTEMPT_MARGIN = 10
+# Receives beyond one per attempt: rate-limit re-queues, crashed invocations.
+RECEIVE_MARGIN = 50
+# What every function reads at start-up (Config::from_env, adapters::aws::app_state).
+OUTBOUND_ENVIRONMENT = {
+    "NEXUS_OUTBOUND_TABLE": {"Ref": OUTBOUND_TABLE},
+    "NEXUS_QUEUE_URL": {"Ref": DELIVERY_QUEUE},
+    "NEXUS_DLQ_URL": {"Ref": DEAD_LETTER_QUEUE},
+    "WEBHOOK_MAX_RETRIES": {"Ref": "WebhookMaxRetries"},
+    "WEBHOOK_INITIAL_DELAY": {"Ref": "WebhookInitialDelay"},
+    "WEBHOOK_MAX_DELAY": {"Ref": "WebhookMaxDelay"},
+    "WEBHOOK_TIMEOUT": {"Ref": "WebhookTimeout"},
+}
 
 # cfn-lint's exit code is a bit mask: 1 fatal, 2 error, 4 warning, 8 informational.
 CFN_LINT_FAILING_BITS = 1 | 2 | 4
@@ -112,37 +143,126 @@ def key_schema(keys: Any) -> list[tuple[Any, Any]]:
     return [(k.get("AttributeName"), k.get("KeyType")) for k in keys or [] if isinstance(k, dict)]
 
 
-def check_inbox_table(template: dict[str, Any]) -> list[str]:
-    table = resources_of_type(template, "AWS::DynamoDB::Table").get(INBOX_TABLE)
+def check_table(
+    template: dict[str, Any],
+    name: str,
+    keys: list[tuple[str, str]],
+    indexes_expected: dict[str, list[tuple[str, str]]],
+    projection: str,
+    ttl_attribute: str,
+) -> list[str]:
+    table = resources_of_type(template, "AWS::DynamoDB::Table").get(name)
     if table is None:
-        return [f"no AWS::DynamoDB::Table named {INBOX_TABLE}"]
+        return [f"no AWS::DynamoDB::Table named {name}"]
     props = table.get("Properties") or {}
     problems = []
 
-    if key_schema(props.get("KeySchema")) != INBOX_KEYS:
-        problems.append(f"{INBOX_TABLE} KeySchema is {key_schema(props.get('KeySchema'))}, expected {INBOX_KEYS}")
+    if key_schema(props.get("KeySchema")) != keys:
+        problems.append(f"{name} KeySchema is {key_schema(props.get('KeySchema'))}, expected {keys}")
 
     indexes = {i.get("IndexName"): i for i in props.get("GlobalSecondaryIndexes") or []}
-    if set(indexes) != set(INBOX_INDEXES):
-        problems.append(f"{INBOX_TABLE} GSIs are {sorted(map(str, indexes))}, expected {sorted(INBOX_INDEXES)}")
-    for index_name, expected in INBOX_INDEXES.items():
+    if set(indexes) != set(indexes_expected):
+        problems.append(f"{name} GSIs are {sorted(map(str, indexes))}, expected {sorted(indexes_expected)}")
+    for index_name, expected in indexes_expected.items():
         index = indexes.get(index_name)
         if index is None:
             continue
         if key_schema(index.get("KeySchema")) != expected:
             problems.append(f"GSI {index_name} keys are {key_schema(index.get('KeySchema'))}, expected {expected}")
-        if (index.get("Projection") or {}).get("ProjectionType") != "ALL":
-            problems.append(f"GSI {index_name} must project ALL attributes")
+        if (index.get("Projection") or {}).get("ProjectionType") != projection:
+            problems.append(f"GSI {index_name} must have projection {projection}")
 
-    key_attributes = {name for schema in [INBOX_KEYS, *INBOX_INDEXES.values()] for name, _ in schema}
+    key_attributes = {attr for schema in [keys, *indexes_expected.values()] for attr, _ in schema}
     defined = {a.get("AttributeName"): a.get("AttributeType") for a in props.get("AttributeDefinitions") or []}
-    expected_definitions = {name: "S" for name in key_attributes}
+    expected_definitions = {attr: "S" for attr in key_attributes}
     if defined != expected_definitions:
-        problems.append(f"{INBOX_TABLE} AttributeDefinitions are {defined}, expected {expected_definitions}")
+        problems.append(f"{name} AttributeDefinitions are {defined}, expected {expected_definitions}")
 
     ttl = props.get("TimeToLiveSpecification") or {}
-    if ttl.get("AttributeName") != INBOX_TTL_ATTRIBUTE or ttl.get("Enabled") is not True:
-        problems.append(f"{INBOX_TABLE} TTL must be enabled on {INBOX_TTL_ATTRIBUTE!r}, found {ttl}")
+    if ttl.get("AttributeName") != ttl_attribute or ttl.get("Enabled") is not True:
+        problems.append(f"{name} TTL must be enabled on {ttl_attribute!r}, found {ttl}")
+    return problems
+
+
+def check_tables(template: dict[str, Any]) -> list[str]:
+    return check_table(
+        template, INBOX_TABLE, INBOX_KEYS, INBOX_INDEXES, "ALL", INBOX_TTL_ATTRIBUTE
+    ) + check_table(
+        template, OUTBOUND_TABLE, OUTBOUND_KEYS, OUTBOUND_INDEXES, "KEYS_ONLY", OUTBOUND_TTL_ATTRIBUTE
+    )
+
+
+def number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_delivery_pipeline(template: dict[str, Any]) -> list[str]:
+    """The queue, the deliver function and the WEBHOOK_* settings must agree."""
+    problems: list[str] = []
+    parameters = template.get("Parameters") or {}
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    queue = (queues.get(DELIVERY_QUEUE) or {}).get("Properties")
+    function = (functions.get(DELIVER_FUNCTION) or {}).get("Properties")
+    if queue is None or DEAD_LETTER_QUEUE not in queues or function is None:
+        return [f"expected AWS::SQS::Queue {DELIVERY_QUEUE} and {DEAD_LETTER_QUEUE}, and {DELIVER_FUNCTION}"]
+
+    attempt_limit = number((parameters.get("WebhookTimeout") or {}).get("MaxValue"))
+    max_retries = number((parameters.get("WebhookMaxRetries") or {}).get("MaxValue"))
+    if attempt_limit is None or max_retries is None:
+        problems.append("parameters WebhookTimeout and WebhookMaxRetries need a MaxValue to check against")
+        return problems
+
+    function_timeout = number(function.get("Timeout"))
+    if function_timeout is None or function_timeout < attempt_limit + ATTEMPT_MARGIN:
+        problems.append(
+            f"{DELIVER_FUNCTION} Timeout {function_timeout} must be at least the longest attempt "
+            f"(WebhookTimeout MaxValue {attempt_limit:g}) + {ATTEMPT_MARGIN} s"
+        )
+    visibility = number(queue.get("VisibilityTimeout"))
+    if visibility is None or visibility < max(function_timeout or 0, attempt_limit + 30):
+        problems.append(
+            f"{DELIVERY_QUEUE} VisibilityTimeout {visibility} must be at least {DELIVER_FUNCTION}'s "
+            f"Timeout and the longest attempt + 30 s, or a slow attempt is sent twice"
+        )
+
+    redrive = queue.get("RedrivePolicy") or {}
+    if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": [DEAD_LETTER_QUEUE, "Arn"]}:
+        problems.append(f"{DELIVERY_QUEUE} must redrive to {DEAD_LETTER_QUEUE}")
+    receives = number(redrive.get("maxReceiveCount"))
+    least = max_retries + 1 + RECEIVE_MARGIN
+    if receives is None or receives < least:
+        problems.append(
+            f"{DELIVERY_QUEUE} maxReceiveCount {receives} must be at least {least:g}: every attempt "
+            f"(WebhookMaxRetries MaxValue {max_retries:g} + 1) is a receive, and so is every "
+            f"rate-limit wait ({RECEIVE_MARGIN} more)"
+        )
+
+    mappings = [
+        props
+        for props in (
+            (r.get("Properties") or {})
+            for r in resources_of_type(template, "AWS::Lambda::EventSourceMapping").values()
+        )
+        if props.get("FunctionName") == {"Ref": DELIVER_FUNCTION}
+    ]
+    if len(mappings) != 1:
+        problems.append(f"{DELIVER_FUNCTION} needs exactly one AWS::Lambda::EventSourceMapping")
+    for mapping in mappings:
+        if mapping.get("EventSourceArn") != {"Fn::GetAtt": [DELIVERY_QUEUE, "Arn"]}:
+            problems.append(f"{DELIVER_FUNCTION}'s event source must be {DELIVERY_QUEUE}")
+        if "ReportBatchItemFailures" not in (mapping.get("FunctionResponseTypes") or []):
+            problems.append(f"{DELIVER_FUNCTION}'s event source must use ReportBatchItemFailures")
+
+    environment = (
+        ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    ).get("Variables") or {}
+    for variable, value in OUTBOUND_ENVIRONMENT.items():
+        if environment.get(variable) != value:
+            problems.append(f"Globals must set {variable} to {value}, found {environment.get(variable)}")
     return problems
 
 
@@ -166,7 +286,11 @@ def validate(template_path: Path) -> str:
     if not isinstance(template, dict):
         raise ValidationError(f"{template_path} is not a template mapping")
 
-    problems = check_code_uris(template, template_path.parent) + check_inbox_table(template)
+    problems = (
+        check_code_uris(template, template_path.parent)
+        + check_tables(template)
+        + check_delivery_pipeline(template)
+    )
     if problems:
         raise ValidationError("\n".join(problems))
 
@@ -183,7 +307,7 @@ def validate(template_path: Path) -> str:
     shutil.rmtree(tmp)
 
     count = len(translated.get("Resources", {}))
-    return f"{template_path.name}: OK (SAM -> {count} CloudFormation resources, cfn-lint clean, inbox table matches tests)"
+    return f"{template_path.name}: OK (SAM -> {count} CloudFormation resources, cfn-lint clean, tables match tests, delivery settings agree)"
 
 
 def main() -> int:

@@ -13,9 +13,9 @@ use nexus_shared::ports::clock::SystemClock;
 use nexus_shared::ports::DeliveryQueue;
 use nexus_shared::services::outbound::deliver::deliver_received;
 use nexus_shared::services::AppState;
-use tokio::sync::Semaphore;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::api_key::{self, ApiKey};
 
@@ -68,7 +68,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     println!("Data directory: {}", config.data_dir.display());
     println!("nexus listening on http://{address}");
 
-    tokio::spawn(purge_loop(store.clone()));
+    let dedupe_window = config.dedupe_window;
+    tokio::spawn(purge_loop(store.clone(), outbound.clone(), dedupe_window));
     let prometheus = Arc::new(Prometheus::default());
     let state = AppState {
         store,
@@ -87,14 +88,23 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .context("serving HTTP")
 }
 
-async fn purge_loop(store: Arc<SqliteStore>) {
+/// Deletes expired inbox items and dedupe markers, and publish idempotency keys older than
+/// the dedupe window (the same promise: a repeat within the window is recognised).
+async fn purge_loop(store: Arc<SqliteStore>, outbound: Arc<SqliteOutbound>, window: Duration) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     loop {
         interval.tick().await;
-        match store.purge_expired(chrono::Utc::now()).await {
+        let now = chrono::Utc::now();
+        match store.purge_expired(now).await {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "purged expired items"),
             Err(error) => tracing::warn!(%error, "purging expired items failed"),
+        }
+        let before = now - window;
+        match outbound.purge_idempotency_keys(before).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "purged old idempotency keys"),
+            Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
         }
     }
 }

@@ -228,10 +228,16 @@ impl Config {
         }
         let outbound = &self.outbound;
         if outbound.initial_delay.is_zero() || outbound.initial_delay > outbound.max_delay {
-            return fail("WEBHOOK_INITIAL_DELAY", "must be positive and at most WEBHOOK_MAX_DELAY");
+            return fail(
+                "WEBHOOK_INITIAL_DELAY",
+                "must be positive and at most WEBHOOK_MAX_DELAY",
+            );
         }
         if outbound.max_delay > Duration::from_secs(12 * 3600) {
-            return fail("WEBHOOK_MAX_DELAY", "must be at most 12h (the queue's visibility limit)");
+            return fail(
+                "WEBHOOK_MAX_DELAY",
+                "must be at most 12h (the queue's visibility limit)",
+            );
         }
         if outbound.timeout.is_zero() || outbound.timeout > Duration::from_secs(300) {
             return fail("WEBHOOK_TIMEOUT", "must be between 1s and 5m");
@@ -264,7 +270,8 @@ impl Config {
 
 fn outbound_from(get: &dyn Fn(&str) -> Option<String>) -> Result<OutboundConfig, ConfigError> {
     let d = OutboundConfig::default();
-    let count = |name: &'static str, default: usize| parse_or(get(name), name, default, parse_count);
+    let count =
+        |name: &'static str, default: usize| parse_or(get(name), name, default, parse_count);
     let duration =
         |name: &'static str, default: Duration| parse_or(get(name), name, default, parse_duration);
     Ok(OutboundConfig {

@@ -7,6 +7,8 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod http;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod ports;
 pub mod services;
 pub mod telemetry;

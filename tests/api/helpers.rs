@@ -76,12 +76,31 @@ pub struct Options {
     pub max_body_bytes: Option<usize>,
     pub pending_max_bytes: Option<usize>,
     pub secrets_cache_ttl: Option<Duration>,
+    /// Outbound settings as environment variables (`WEBHOOK_TIMEOUT=1s`,
+    /// `NEXUS_ALLOW_PRIVATE_TARGETS=true`…): `nexus serve` gets them in its environment, the
+    /// AWS backend parses the same pairs with `Config::from_lookup`.
+    pub outbound: Vec<(String, String)>,
 }
 
 impl Options {
     pub fn secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.secrets.push((name.into(), value.into()));
         self
+    }
+
+    /// Sets one outbound variable (a later value for the same name wins).
+    pub fn outbound(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.outbound.push((name.into(), value.into()));
+        self
+    }
+
+    /// The outbound variable `name`, as the last [`outbound`](Self::outbound) set it.
+    pub fn outbound_var(&self, name: &str) -> Option<String> {
+        self.outbound
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -162,7 +181,8 @@ async fn spawn_local(options: Options) -> TestApp {
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path())
         .env("NEXUS_API_KEY", &api_key)
-        .envs(options.secrets.iter().map(|(k, v)| (k, v)));
+        .envs(options.secrets.iter().map(|(k, v)| (k, v)))
+        .envs(options.outbound.iter().map(|(k, v)| (k, v)));
     if let Some(bytes) = options.max_body_bytes {
         command.env("NEXUS_MAX_BODY_BYTES", bytes.to_string());
     }
@@ -487,4 +507,127 @@ pub fn temp_data_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().to_path_buf();
     (dir, path)
+}
+
+/// Creates an outbound table shaped exactly like template.yaml's `OutboundTable`
+/// (scripts/validate_template.py pins the template to these names).
+pub async fn create_outbound_table(sdk: &SdkConfig, table: &str) {
+    use nexus_shared::adapters::aws::{
+        INDEX_BY_STATUS, INDEX_BY_SUBSCRIPTION, INDEX_BY_SUBSCRIPTION_STATUS, INDEX_NEWEST,
+    };
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let string_attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let indexes = [
+        (INDEX_NEWEST, "dlv_list"),
+        (INDEX_BY_SUBSCRIPTION, "dlv_sub"),
+        (INDEX_BY_STATUS, "dlv_status"),
+        (INDEX_BY_SUBSCRIPTION_STATUS, "dlv_sub_status"),
+    ];
+    let mut request = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(string_attr("pk"))
+        .attribute_definitions(string_attr("sk"))
+        .attribute_definitions(string_attr("dlv_id"));
+    for (name, hash) in indexes {
+        request = request
+            .attribute_definitions(string_attr(hash))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .key_schema(key(hash, KeyType::Hash))
+                    .key_schema(key("dlv_id", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request
+        .send()
+        .await
+        .expect("creating the outbound table in moto");
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enabling TTL in moto");
+}
+
+/// A fresh delivery queue and its dead-letter queue, redriving after `max_receive_count`
+/// receives as template.yaml's does; returns their URLs `(queue, dlq)`.
+pub async fn create_queues(sdk: &SdkConfig, max_receive_count: u32) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let client = aws_sdk_sqs::Client::new(sdk);
+    let name = unique("deliveries");
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .expect("creating the DLQ in moto")
+        .queue_url
+        .expect("a DLQ url");
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("reading the DLQ arn")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("a DLQ arn");
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": max_receive_count.to_string(),
+    });
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::VisibilityTimeout, "360")
+        .send()
+        .await
+        .expect("creating the delivery queue in moto")
+        .queue_url
+        .expect("a queue url");
+    (queue, dlq)
+}
+
+/// Creates a fresh outbound table and queues and points `config` at them, for the Lambda
+/// adapters (`adapters::aws::app_state` needs both queue URLs).
+pub async fn add_outbound(sdk: &SdkConfig, config: &mut Config) {
+    config.outbound.table = unique("outbound");
+    create_outbound_table(sdk, &config.outbound.table).await;
+    let (queue, dlq) = create_queues(sdk, 100).await;
+    config.outbound.queue_url = Some(queue);
+    config.outbound.dlq_url = Some(dlq);
 }

@@ -67,6 +67,7 @@ async fn every_event_fixture_gets_the_expected_answer() {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             (name, text, json)
         })
+        .filter(|(_, _, json)| json.get("Records").is_none()) // SQS events: aws_outbound.rs
         .collect();
     // Ingest first, so the consumer events see what was stored.
     events.sort_by_key(|(name, _, json)| {

@@ -4,6 +4,7 @@
 //! on its own SQLite directory, and against the Lambda routers on the AWS adapters talking
 //! to a moto server (started by `scripts/test.sh`, found through `NEXUS_TEST_AWS_ENDPOINT`).
 
+mod aws_outbound;
 mod consumer;
 mod crash;
 mod helpers;
@@ -11,5 +12,10 @@ mod ingest;
 mod lambda_events;
 mod local_server;
 mod oracle;
+mod outbound_delivery;
+mod outbound_publish;
+mod outbound_subscriptions;
+mod outbound_support;
+mod receiver;
 mod verify;
 mod worker;

@@ -89,7 +89,9 @@ impl Prometheus {
                 escape(event_type)
             );
         }
-        out.push_str("# HELP nexus_webhook_active_subscriptions Active subscriptions per event type.\n");
+        out.push_str(
+            "# HELP nexus_webhook_active_subscriptions Active subscriptions per event type.\n",
+        );
         out.push_str("# TYPE nexus_webhook_active_subscriptions gauge\n");
         for (event_type, n) in &gauges.active_subscriptions {
             let _ = writeln!(
@@ -123,7 +125,10 @@ impl Metrics for Prometheus {
 
     fn latency(&self, subscriber_id: &str, seconds: f64) {
         let mut registry = self.registry.lock().expect("metrics lock poisoned");
-        let h = registry.latency.entry(subscriber_id.to_owned()).or_default();
+        let h = registry
+            .latency
+            .entry(subscriber_id.to_owned())
+            .or_default();
         for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
             if seconds <= *bound {
                 *count += 1;
@@ -221,7 +226,9 @@ mod tests {
         assert!(text.contains(
             "nexus_webhook_delivery_latency_seconds_bucket{subscriber_id=\"sub_123\",le=\"0.25\"} 0"
         ));
-        assert!(text.contains("nexus_webhook_active_subscriptions{event_type=\"build.completed\"} 8"));
+        assert!(
+            text.contains("nexus_webhook_active_subscriptions{event_type=\"build.completed\"} 8")
+        );
         assert!(text.contains("nexus_webhook_queue_size 3"));
     }
 }

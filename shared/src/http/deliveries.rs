@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiResult;
 use super::extract::{ApiPath, ApiQuery};
 use super::timestamp;
-use crate::domain::outbound::{Attempt, Delivery, DeliveryStatus, OutboundDeliveryId, SubscriptionId};
+use crate::domain::outbound::{
+    Attempt, Delivery, DeliveryStatus, OutboundDeliveryId, SubscriptionId,
+};
 use crate::services::outbound::deliveries;
 use crate::services::AppState;
 

@@ -98,10 +98,9 @@ async fn publish_batch(
     ApiJson(batch): ApiJson<BatchIn>,
 ) -> ApiResult<(StatusCode, Json<BatchOut>)> {
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
-        return Err(ServiceError::BadRequest(format!(
-            "a batch holds 1 to {MAX_BATCH} events"
-        ))
-        .into());
+        return Err(
+            ServiceError::BadRequest(format!("a batch holds 1 to {MAX_BATCH} events")).into(),
+        );
     }
     let key = idempotency_key(&headers)?;
     let mut events = Vec::with_capacity(batch.events.len());

@@ -37,8 +37,11 @@ pub fn api_router(state: AppState) -> Router {
 
 /// Every route in one router, as `nexus serve` runs them, with Prometheus at `/metrics`.
 pub fn local_router(state: AppState, prometheus: Arc<Prometheus>) -> Router {
-    finish(ingest::router().merge(protected_routes(&state)), state.clone())
-        .merge(metrics::router(state, prometheus))
+    finish(
+        ingest::router().merge(protected_routes(&state)),
+        state.clone(),
+    )
+    .merge(metrics::router(state, prometheus))
 }
 
 fn protected_routes(state: &AppState) -> Router<AppState> {
@@ -48,9 +51,9 @@ fn protected_routes(state: &AppState) -> Router<AppState> {
         .merge(deliveries::router())
         .merge(testing::router())
         .route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_key,
-    ))
+            state.clone(),
+            auth::require_api_key,
+        ))
 }
 
 /// Adds what every router has: the health probe, JSON 404s, request spans, the state.

@@ -28,8 +28,14 @@ pub fn router() -> Router<AppState> {
                 .patch(update_subscription)
                 .delete(delete_subscription),
         )
-        .route("/api/v1/subscriptions/{id}/toggle", post(toggle_subscription))
-        .route("/api/v1/subscriptions/{id}/rotate-secret", post(rotate_secret))
+        .route(
+            "/api/v1/subscriptions/{id}/toggle",
+            post(toggle_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/rotate-secret",
+            post(rotate_secret),
+        )
         .route("/api/v1/subscriptions/{id}/test", post(test))
 }
 
@@ -102,7 +108,10 @@ async fn create_subscription(
     ApiJson(input): ApiJson<NewSubscription>,
 ) -> ApiResult<(StatusCode, Json<WithSecret>)> {
     let (subscription, secret) = subscriptions::create(&state, input).await?;
-    Ok((StatusCode::CREATED, Json(with_secret(subscription, &secret))))
+    Ok((
+        StatusCode::CREATED,
+        Json(with_secret(subscription, &secret)),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -123,7 +132,11 @@ async fn list_subscriptions(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListOut>> {
-    let event_type = params.event_type.as_deref().map(EventType::parse).transpose()?;
+    let event_type = params
+        .event_type
+        .as_deref()
+        .map(EventType::parse)
+        .transpose()?;
     let found = subscriptions::list(&state, params.active_only, event_type).await?;
     Ok(Json(ListOut {
         count: found.len(),
@@ -143,7 +156,11 @@ async fn update_subscription(
     ApiPath(raw): ApiPath<String>,
     ApiJson(patch): ApiJson<SubscriptionPatch>,
 ) -> ApiResult<Json<SubscriptionOut>> {
-    Ok(Json(subscriptions::update(&state, &id(&raw)?, patch).await?.into()))
+    Ok(Json(
+        subscriptions::update(&state, &id(&raw)?, patch)
+            .await?
+            .into(),
+    ))
 }
 
 async fn delete_subscription(
@@ -158,7 +175,9 @@ async fn toggle_subscription(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,
 ) -> ApiResult<Json<SubscriptionOut>> {
-    Ok(Json(subscriptions::toggle(&state, &id(&raw)?).await?.into()))
+    Ok(Json(
+        subscriptions::toggle(&state, &id(&raw)?).await?.into(),
+    ))
 }
 
 async fn rotate_secret(

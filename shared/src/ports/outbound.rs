@@ -81,9 +81,10 @@ pub trait OutboundStore: Send + Sync {
     async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
 
-    /// Reserves the next send slot of a rate-limited subscription and returns how long to
-    /// wait for it (zero when it is free now). Holds across processes: the reservation is
-    /// one atomic update of the subscription's theoretical arrival time (GCRA).
+    /// Takes the subscription's next send slot if it is free now (returns zero), or returns
+    /// how long until it is free without taking it (the caller tries again then). Holds
+    /// across processes: taking a slot is one atomic update of the subscription's
+    /// theoretical arrival time (GCRA).
     async fn reserve_rate_slot(
         &self,
         id: &SubscriptionId,

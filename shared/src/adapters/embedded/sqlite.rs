@@ -1,25 +1,22 @@
 //! The inbox on SQLite: one writer thread that group-commits, and a pool of readers.
 //!
-//! Every write goes through the writer thread, which takes all writes waiting at that
-//! moment into one transaction and fsyncs once (WAL, `synchronous=FULL`): each caller is
-//! answered only after the commit that holds its write, so a 2xx still means durable, but
-//! a burst of requests shares one fsync instead of paying one each.
+//! Every write goes through the group-commit writer thread (`writer.rs`), which takes all
+//! writes waiting at that moment into one transaction and fsyncs once (WAL,
+//! `synchronous=FULL`): each caller is answered only after the commit that holds its write,
+//! so a 2xx still means durable, but a burst of requests shares one fsync instead of paying
+//! one each.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::db::{db_error, parse_time, text_time, Database};
 use crate::domain::ids::{AgentId, Source};
 use crate::domain::item::{DeliveryId, InboxItem, ItemId, RowKey};
 use crate::ports::store::StoreResult;
 use crate::ports::{InboxStore, InsertOutcome, MarkOutcome, PendingPage, PendingQuery, StoreError};
-
-/// Most writes committed together.
-const MAX_BATCH: usize = 512;
 
 const MIGRATIONS: [&str; 1] = [r#"
 CREATE TABLE inbox_items (
@@ -69,274 +66,22 @@ const PENDING_OF_AGENT: &str = "SELECT agent_id, row_key, source, received_at, c
 
 /// The SQLite inbox store. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
-    writer: mpsc::Sender<Job>,
-    readers: Arc<ReaderPool>,
+    db: Database,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
-        let path = path.as_ref().to_path_buf();
-        let mut conn = open_connection(&path)?;
-        migrate(&mut conn)?;
-        let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
-        std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, jobs))
-            .map_err(StoreError::unavailable)?;
         Ok(Self {
-            writer,
-            readers: Arc::new(ReaderPool {
-                path,
-                idle: Mutex::new(Vec::new()),
-            }),
+            db: Database::open(path.as_ref(), &MIGRATIONS, "sqlite-writer")?,
         })
     }
 
     /// Deletes processed items and dedupe markers that expired by `now`; returns how many
     /// rows went. `nexus serve` runs it on an interval (DynamoDB has TTL for this).
     pub async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<usize> {
-        self.submit(|reply| Job::Purge { now, reply }).await
+        self.db.write(move |tx| purge(tx, now)).await
     }
-
-    async fn submit<T>(
-        &self,
-        job: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Job,
-    ) -> StoreResult<T> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(job(reply))
-            .await
-            .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
-    }
-
-    async fn read<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || readers.with(work))
-            .await
-            .map_err(StoreError::unavailable)?
-    }
-}
-
-fn writer_gone() -> StoreError {
-    StoreError::unavailable(std::io::Error::other(
-        "the SQLite writer thread has stopped",
-    ))
-}
-
-fn db_error(error: rusqlite::Error) -> StoreError {
-    StoreError::unavailable(error)
-}
-
-fn open_connection(path: &Path) -> StoreResult<Connection> {
-    let conn = Connection::open(path).map_err(db_error)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(db_error)?;
-    // WAL lets readers run beside the writer; FULL fsyncs the WAL on every commit, which
-    // is what makes a 2xx durable across power loss, not only across a crash.
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-        .map_err(db_error)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(db_error)?;
-    Ok(conn)
-}
-
-fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(db_error)?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "database schema version {version} is newer than this nexus ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction().map_err(db_error)?;
-        tx.execute_batch(sql).map_err(db_error)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)
-            .map_err(db_error)?;
-        tx.commit().map_err(db_error)?;
-    }
-    Ok(())
-}
-
-struct ReaderPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl ReaderPool {
-    fn with<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.idle.lock().expect("reader pool lock poisoned").pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_connection(&self.path)?,
-        };
-        let result = work(&conn);
-        self.idle
-            .lock()
-            .expect("reader pool lock poisoned")
-            .push(conn);
-        result
-    }
-}
-
-/// A write waiting for the writer thread, with where to send its outcome.
-enum Job {
-    Insert {
-        item: Box<InboxItem>,
-        now: DateTime<Utc>,
-        dedupe_until: DateTime<Utc>,
-        reply: oneshot::Sender<StoreResult<InsertOutcome>>,
-    },
-    Mark {
-        ids: Vec<ItemId>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        reply: oneshot::Sender<StoreResult<Vec<MarkOutcome>>>,
-    },
-    Purge {
-        now: DateTime<Utc>,
-        reply: oneshot::Sender<StoreResult<usize>>,
-    },
-}
-
-/// A job's outcome, held until its transaction commits.
-enum Done {
-    Insert(InsertOutcome),
-    Mark(Vec<MarkOutcome>),
-    Purge(usize),
-}
-
-fn write_loop(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(job) = jobs.blocking_recv() {
-        batch.push(job);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        commit_batch(&mut conn, &mut batch);
-    }
-}
-
-/// Applies every job in one transaction, commits, and only then answers. Jobs do not fail
-/// in practice (keys are fresh ULIDs), so the batch first runs without savepoints; if one
-/// job does fail, the batch is redone with a savepoint per job, so that one failing job
-/// does not sink the others.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
-    let outcomes = run_batch(conn, batch, false).and_then(|outcomes| {
-        if outcomes.iter().all(Result::is_ok) {
-            Ok(outcomes)
-        } else {
-            run_batch(conn, batch, true)
-        }
-    });
-    match outcomes {
-        Ok(outcomes) => {
-            for (job, outcome) in batch.drain(..).zip(outcomes) {
-                answer(job, outcome);
-            }
-        }
-        Err(error) => {
-            tracing::error!(error = %error, "SQLite commit failed");
-            let message = error.to_string();
-            for job in batch.drain(..) {
-                answer(
-                    job,
-                    Err(StoreError::unavailable(std::io::Error::other(
-                        message.clone(),
-                    ))),
-                );
-            }
-        }
-    }
-}
-
-/// Runs the batch in one transaction. Without savepoints, the first failing job stops the
-/// run and nothing is committed; with them, each job stands alone.
-fn run_batch(
-    conn: &mut Connection,
-    batch: &[Job],
-    isolate: bool,
-) -> StoreResult<Vec<StoreResult<Done>>> {
-    let mut tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_error)?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        if isolate {
-            let savepoint = tx.savepoint().map_err(db_error)?;
-            let outcome = apply(&savepoint, job);
-            if outcome.is_ok() {
-                savepoint.commit().map_err(db_error)?;
-            }
-            outcomes.push(outcome);
-        } else {
-            let outcome = apply(&tx, job);
-            let failed = outcome.is_err();
-            outcomes.push(outcome);
-            if failed {
-                // Dropping the transaction rolls it back.
-                return Ok(outcomes);
-            }
-        }
-    }
-    tx.commit().map_err(db_error)?;
-    Ok(outcomes)
-}
-
-fn answer(job: Job, outcome: StoreResult<Done>) {
-    // A caller that gave up (its client went away) no longer listens: nothing to do.
-    match (job, outcome) {
-        (Job::Insert { reply, .. }, Ok(Done::Insert(done))) => drop(reply.send(Ok(done))),
-        (Job::Mark { reply, .. }, Ok(Done::Mark(done))) => drop(reply.send(Ok(done))),
-        (Job::Purge { reply, .. }, Ok(Done::Purge(done))) => drop(reply.send(Ok(done))),
-        (Job::Insert { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
-        (Job::Mark { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
-        (Job::Purge { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
-        _ => unreachable!("a job's outcome always matches its kind"),
-    }
-}
-
-fn apply(tx: &Connection, job: &Job) -> StoreResult<Done> {
-    match job {
-        Job::Insert {
-            item,
-            now,
-            dedupe_until,
-            ..
-        } => insert(tx, item, *now, *dedupe_until).map(Done::Insert),
-        Job::Mark {
-            ids,
-            now,
-            expires_at,
-            ..
-        } => ids
-            .iter()
-            .map(|id| mark(tx, id, *now, *expires_at))
-            .collect::<StoreResult<_>>()
-            .map(Done::Mark),
-        Job::Purge { now, .. } => purge(tx, *now).map(Done::Purge),
-    }
-}
-
-fn text_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_time(value: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {value:?}: {e}")))
 }
 
 fn insert(
@@ -510,40 +255,36 @@ impl InboxStore for SqliteStore {
         now: DateTime<Utc>,
         dedupe_until: DateTime<Utc>,
     ) -> StoreResult<InsertOutcome> {
-        let item = Box::new(item);
-        self.submit(|reply| Job::Insert {
-            item,
-            now,
-            dedupe_until,
-            reply,
-        })
-        .await
+        self.db
+            .write(move |tx| insert(tx, &item, now, dedupe_until))
+            .await
     }
 
     async fn pending(&self, query: &PendingQuery) -> StoreResult<PendingPage> {
         let query = query.clone();
-        self.read(move |conn| {
-            // The cursor is the last item listed; an empty key sorts before every row key.
-            let (after_key, after_agent) = match &query.after {
-                Some(id) => (id.row_key.as_str().to_owned(), id.agent.to_string()),
-                None => (String::new(), String::new()),
-            };
-            let limit = (query.limit + 1) as i64;
-            let mut items = match &query.agent {
-                Some(agent) => query_items(
-                    &mut conn.prepare_cached(PENDING_OF_AGENT).map_err(db_error)?,
-                    params![agent.as_str(), after_key, limit],
-                ),
-                None => query_items(
-                    &mut conn.prepare_cached(PENDING_OF_ALL).map_err(db_error)?,
-                    params![after_key, after_agent, limit],
-                ),
-            }?;
-            let more = items.len() > query.limit;
-            items.truncate(query.limit);
-            Ok(PendingPage { items, more })
-        })
-        .await
+        self.db
+            .read(move |conn| {
+                // The cursor is the last item listed; an empty key sorts before every row key.
+                let (after_key, after_agent) = match &query.after {
+                    Some(id) => (id.row_key.as_str().to_owned(), id.agent.to_string()),
+                    None => (String::new(), String::new()),
+                };
+                let limit = (query.limit + 1) as i64;
+                let mut items = match &query.agent {
+                    Some(agent) => query_items(
+                        &mut conn.prepare_cached(PENDING_OF_AGENT).map_err(db_error)?,
+                        params![agent.as_str(), after_key, limit],
+                    ),
+                    None => query_items(
+                        &mut conn.prepare_cached(PENDING_OF_ALL).map_err(db_error)?,
+                        params![after_key, after_agent, limit],
+                    ),
+                }?;
+                let more = items.len() > query.limit;
+                items.truncate(query.limit);
+                Ok(PendingPage { items, more })
+            })
+            .await
     }
 
     async fn mark_processed(
@@ -553,13 +294,9 @@ impl InboxStore for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<Vec<MarkOutcome>> {
         let ids = ids.to_vec();
-        self.submit(|reply| Job::Mark {
-            ids,
-            now,
-            expires_at,
-            reply,
-        })
-        .await
+        self.db
+            .write(move |tx| ids.iter().map(|id| mark(tx, id, now, expires_at)).collect())
+            .await
     }
 }
 

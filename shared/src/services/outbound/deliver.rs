@@ -35,7 +35,10 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
         tracing::warn!(%delivery_id, "queued delivery not found; dropping the message");
         return Ok(Disposition::Delete);
     };
-    if matches!(delivery.status, DeliveryStatus::Success | DeliveryStatus::Failed) {
+    if matches!(
+        delivery.status,
+        DeliveryStatus::Success | DeliveryStatus::Failed
+    ) {
         // A duplicate message (at-least-once queues) for a delivery that is settled.
         return Ok(Disposition::Delete);
     }
@@ -66,8 +69,10 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
             .reserve_rate_slot(&subscription.id, limit, now)
             .await?;
         if !wait.is_zero() {
-            // Over the limit: later, never dropped. No attempt is spent on it.
-            return Ok(Disposition::RetryIn(wait.min(MAX_HOLD)));
+            // Over the limit: later, never dropped, and no attempt is spent on it. The jitter
+            // spreads deliveries waiting for the same slot, so they do not all wake at once.
+            let spread = wait.mul_f64(rand::random::<f64>() * 0.25);
+            return Ok(Disposition::RetryIn((wait + spread).min(MAX_HOLD)));
         }
     }
     attempt(state, &mut delivery, subscription).await
@@ -93,7 +98,10 @@ async fn attempt(
         &subscription.signing_secrets(sent_at),
     );
     headers.push(("Content-Type", "application/json".to_owned()));
-    headers.push(("User-Agent", concat!("Nexus-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned()));
+    headers.push((
+        "User-Agent",
+        concat!("Nexus-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
+    ));
 
     let started = Instant::now();
     let response = state
@@ -208,7 +216,9 @@ async fn settle_without_sending(
     delivery.next_attempt_at = None;
     delivery.updated_at = now;
     state.outbound.save_delivery(&delivery).await?;
-    state.metrics.delivery(delivery.event_type.as_str(), "failed");
+    state
+        .metrics
+        .delivery(delivery.event_type.as_str(), "failed");
     Ok(Disposition::Delete)
 }
 

@@ -89,11 +89,10 @@ async fn first_publication(
     event_id: EventId,
     delivery_ids: Vec<OutboundDeliveryId>,
 ) -> ServiceResult<Published> {
-    let event = state
-        .outbound
-        .get_event(&event_id)
-        .await?
-        .ok_or_else(|| ServiceError::BadRequest("the idempotency key's event is gone".into()))?;
+    let event =
+        state.outbound.get_event(&event_id).await?.ok_or_else(|| {
+            ServiceError::BadRequest("the idempotency key's event is gone".into())
+        })?;
     let mut deliveries = Vec::with_capacity(delivery_ids.len());
     let mut unsent = Vec::new();
     for id in delivery_ids {

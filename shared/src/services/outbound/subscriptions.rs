@@ -64,7 +64,10 @@ mod double_option {
 
 fn patterns(events: &[String]) -> Result<Vec<EventPattern>, DomainError> {
     if events.is_empty() {
-        return Err(DomainError::new("events", "list at least one event type or pattern"));
+        return Err(DomainError::new(
+            "events",
+            "list at least one event type or pattern",
+        ));
     }
     if events.len() > MAX_PATTERNS {
         return Err(DomainError::new(
@@ -130,7 +133,11 @@ pub async fn list(
     Ok(all
         .into_iter()
         .filter(|s| !active_only || s.active)
-        .filter(|s| event_type.as_ref().is_none_or(|t| s.has_event_type_matching(t)))
+        .filter(|s| {
+            event_type
+                .as_ref()
+                .is_none_or(|t| s.has_event_type_matching(t))
+        })
         .collect())
 }
 

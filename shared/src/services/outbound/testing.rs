@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::outbound::{
-    nexus_signature, signature_headers, truncate_body, verify_nexus_signature, Event, EventId, EventType, OutboundDeliveryId,
-    SubscriptionId, TargetUrl, MAX_RESPONSE_BODY_BYTES,
+    nexus_signature, signature_headers, truncate_body, verify_nexus_signature, Event, EventId,
+    EventType, OutboundDeliveryId, SubscriptionId, TargetUrl, MAX_RESPONSE_BODY_BYTES,
 };
 use crate::services::{AppState, ServiceResult};
 
@@ -37,7 +37,10 @@ pub struct TestResult {
     pub error: Option<String>,
 }
 
-fn test_event(event_type: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> ServiceResult<Event> {
+fn test_event(
+    event_type: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ServiceResult<Event> {
     let event_type = EventType::parse(event_type.unwrap_or(TEST_EVENT_TYPE))?;
     Ok(Event {
         id: EventId::new(),

@@ -1,0 +1,189 @@
+//! Subscriptions, published events and their deliveries on SQLite (`outbound.db`).
+//!
+//! Writes go through the group-commit writer (`writer.rs`): a publish stores its event,
+//! every delivery and its idempotency key in one job, so they commit together or not at
+//! all, and a rate slot is checked and taken in one job, so two callers never take it both.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::db::{db_error, text_time, Database};
+use super::outbound_schema::{
+    subscription_doc, subscription_from_doc, DeliveryRow, EventRow, MIGRATIONS,
+};
+use super::outbound_sql::{
+    delivery_counts, list_deliveries, publish, query_docs, reserve, upsert_delivery,
+};
+use crate::domain::outbound::{
+    Delivery, Event, EventId, OutboundDeliveryId, Subscription, SubscriptionId,
+};
+use crate::ports::outbound::{
+    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, PublishOutcome,
+};
+use crate::ports::store::StoreResult;
+
+/// The SQLite outbound store. Cheap to share behind an `Arc`.
+pub struct SqliteOutbound {
+    db: Database,
+}
+
+impl SqliteOutbound {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Ok(Self {
+            db: Database::open(path.as_ref(), &MIGRATIONS, "sqlite-outbound")?,
+        })
+    }
+
+    /// Forgets idempotency keys stored before `before`; returns how many went. A publish
+    /// repeated with a forgotten key is stored again.
+    pub async fn purge_idempotency_keys(&self, before: DateTime<Utc>) -> StoreResult<usize> {
+        let before = text_time(before);
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                    [&before],
+                )
+                .map_err(db_error)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl OutboundStore for SqliteOutbound {
+    async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
+        let id = subscription.id.as_str().to_owned();
+        let created_at = text_time(subscription.created_at);
+        let doc = subscription_doc(subscription)?;
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO subscriptions (id, created_at, doc) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
+                         doc = excluded.doc",
+                )
+                .map_err(db_error)?
+                .execute(params![id, created_at, doc])
+                .map_err(db_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                let doc: Option<String> = conn
+                    .prepare_cached("SELECT doc FROM subscriptions WHERE id = ?1")
+                    .map_err(db_error)?
+                    .query_row([id], |row| row.get(0))
+                    .optional()
+                    .map_err(db_error)?;
+                doc.as_deref().map(subscription_from_doc).transpose()
+            })
+            .await
+    }
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+        self.db
+            .read(|conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT doc FROM subscriptions ORDER BY created_at, id")
+                    .map_err(db_error)?;
+                let docs = statement
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .map_err(db_error)?;
+                docs.map(|doc| subscription_from_doc(&doc.map_err(db_error)?))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn delete_subscription(&self, id: &SubscriptionId) -> StoreResult<bool> {
+        let id = id.as_str().to_owned();
+        self.db
+            .write(move |tx| {
+                tx.execute("DELETE FROM rate_slots WHERE subscription_id = ?1", [&id])
+                    .and_then(|_| tx.execute("DELETE FROM subscriptions WHERE id = ?1", [&id]))
+                    .map(|deleted| deleted > 0)
+                    .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn publish(
+        &self,
+        event: &Event,
+        deliveries: &[Delivery],
+        idempotency_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PublishOutcome> {
+        // Documents are serialized here, so the writer thread only writes.
+        let event = EventRow::new(event)?;
+        let deliveries = deliveries
+            .iter()
+            .map(DeliveryRow::new)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let key = idempotency_key.map(str::to_owned);
+        let now = text_time(now);
+        self.db
+            .write(move |tx| publish(tx, &event, &deliveries, key.as_deref(), &now))
+            .await
+    }
+
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Ok(query_docs(conn, "SELECT doc FROM events WHERE id = ?1", [id])?.pop())
+            })
+            .await
+    }
+
+    async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>> {
+        let id = id.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Ok(query_docs(conn, "SELECT doc FROM deliveries WHERE id = ?1", [id])?.pop())
+            })
+            .await
+    }
+
+    async fn save_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
+        let row = DeliveryRow::new(delivery)?;
+        self.db.write(move |tx| upsert_delivery(tx, &row)).await
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage> {
+        let query = query.clone();
+        self.db
+            .read(move |conn| list_deliveries(conn, &query))
+            .await
+    }
+
+    async fn delivery_counts(&self) -> StoreResult<DeliveryCounts> {
+        self.db.read(delivery_counts).await
+    }
+
+    async fn reserve_rate_slot(
+        &self,
+        id: &SubscriptionId,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<std::time::Duration> {
+        let id = id.as_str().to_owned();
+        self.db
+            .write(move |tx| reserve(tx, &id, per_minute, now))
+            .await
+    }
+}
+
+#[cfg(test)]
+#[path = "outbound_tests.rs"]
+mod tests;

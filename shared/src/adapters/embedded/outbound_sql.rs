@@ -1,0 +1,224 @@
+//! The statements the outbound store runs, each a function over one connection: writer
+//! jobs (`publish`, `reserve`, `upsert_delivery`) and reads.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::db::{db_error, parse_time};
+use super::outbound_schema::{corrupt, nanos_time, DeliveryRow, EventRow};
+use crate::domain::outbound::{
+    rate_slot, Delivery, DeliveryStatus, EventId, OutboundDeliveryId, SubscriptionId,
+};
+use crate::ports::outbound::{DeliveryCounts, DeliveryPage, DeliveryQuery, PublishOutcome};
+use crate::ports::store::StoreResult;
+
+/// Inserts or replaces a delivery; the triggers move its counts to its new status.
+const UPSERT_DELIVERY: &str = "INSERT INTO deliveries \
+     (id, subscription_id, event_id, status, success_latency_ms, doc) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+     success_latency_ms = excluded.success_latency_ms, doc = excluded.doc";
+
+/// Deliveries newest first, before a cursor, one statement per filter combination. Each
+/// names its index, so SQLite refuses to run it rather than fall back to a scan.
+const NEWEST: &str = "SELECT doc FROM deliveries INDEXED BY deliveries_by_id \
+     WHERE id < ?1 ORDER BY id DESC LIMIT ?2";
+const NEWEST_OF_SUBSCRIPTION: &str = "SELECT doc FROM deliveries \
+     INDEXED BY deliveries_by_subscription \
+     WHERE subscription_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2";
+const NEWEST_WITH_STATUS: &str = "SELECT doc FROM deliveries INDEXED BY deliveries_by_status \
+     WHERE status = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2";
+const NEWEST_OF_SUBSCRIPTION_WITH_STATUS: &str = "SELECT doc FROM deliveries \
+     INDEXED BY deliveries_by_subscription_status \
+     WHERE subscription_id = ?3 AND status = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2";
+
+/// Sorts after every delivery id (`dlv_` and a lowercase ULID): the cursor of page one.
+const AFTER_NEWEST: &str = "~";
+
+pub(super) fn upsert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
+    tx.prepare_cached(UPSERT_DELIVERY)
+        .map_err(db_error)?
+        .execute(params![
+            row.id,
+            row.subscription_id,
+            row.event_id,
+            row.status,
+            row.success_latency_ms,
+            row.doc
+        ])
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Stores an event, its deliveries and its idempotency key, unless the key was used.
+pub(super) fn publish(
+    tx: &Connection,
+    event: &EventRow,
+    deliveries: &[DeliveryRow],
+    key: Option<&str>,
+    now: &str,
+) -> StoreResult<PublishOutcome> {
+    if let Some(key) = key {
+        let first: Option<(String, String)> = tx
+            .prepare_cached("SELECT event_id, delivery_ids FROM idempotency_keys WHERE key = ?1")
+            .map_err(db_error)?
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+            .map_err(db_error)?;
+        if let Some((event_id, delivery_ids)) = first {
+            return Ok(PublishOutcome::Duplicate {
+                event_id: EventId::parse(&event_id).map_err(|e| corrupt(key, e))?,
+                delivery_ids: serde_json::from_str(&delivery_ids).map_err(|e| corrupt(key, e))?,
+            });
+        }
+        let ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (key, event_id, delivery_ids, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(db_error)?
+        .execute(params![
+            key,
+            event.id,
+            serde_json::to_string(&ids).map_err(|e| corrupt(key, e))?,
+            now
+        ])
+        .map_err(db_error)?;
+    }
+    tx.prepare_cached("INSERT INTO events (id, type, created_at, doc) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(db_error)?
+        .execute(params![
+            event.id,
+            event.event_type,
+            event.created_at,
+            event.doc
+        ])
+        .map_err(db_error)?;
+    for delivery in deliveries {
+        upsert_delivery(tx, delivery)?;
+    }
+    Ok(PublishOutcome::Stored)
+}
+
+/// Takes the subscription's GCRA slot if it is free at `now` (returns zero); otherwise
+/// returns how long until it is, without taking it. One writer job, so the read and the
+/// write cannot interleave with another reservation's.
+pub(super) fn reserve(
+    tx: &Connection,
+    id: &str,
+    per_minute: u32,
+    now: DateTime<Utc>,
+) -> StoreResult<std::time::Duration> {
+    let stored: Option<String> = tx
+        .prepare_cached("SELECT tat FROM rate_slots WHERE subscription_id = ?1")
+        .map_err(db_error)?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .map_err(db_error)?;
+    let stored = stored.as_deref().map(parse_time).transpose()?;
+    let (wait, tat) = rate_slot(stored, now, per_minute);
+    if !wait.is_zero() {
+        return Ok(wait);
+    }
+    tx.prepare_cached(
+        "INSERT INTO rate_slots (subscription_id, tat) VALUES (?1, ?2)
+         ON CONFLICT (subscription_id) DO UPDATE SET tat = excluded.tat",
+    )
+    .map_err(db_error)?
+    .execute(params![id, nanos_time(tat)])
+    .map_err(db_error)?;
+    Ok(wait)
+}
+
+/// The document in column 0 of the rows `sql` selects, parsed.
+pub(super) fn query_docs<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_error)?;
+    let docs = statement
+        .query_map(params, |row| row.get::<_, String>(0))
+        .map_err(db_error)?;
+    docs.map(|doc| {
+        let doc = doc.map_err(db_error)?;
+        serde_json::from_str(&doc).map_err(|e| corrupt("stored document", e))
+    })
+    .collect()
+}
+
+pub(super) fn list_deliveries(
+    conn: &Connection,
+    query: &DeliveryQuery,
+) -> StoreResult<DeliveryPage> {
+    let after = query
+        .after
+        .as_ref()
+        .map_or(AFTER_NEWEST, OutboundDeliveryId::as_str);
+    let limit = i64::try_from(query.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let subscription = query.subscription_id.as_ref().map(SubscriptionId::as_str);
+    let status = query.status.map(DeliveryStatus::as_str);
+    let mut deliveries: Vec<Delivery> = match (subscription, status) {
+        (None, None) => query_docs(conn, NEWEST, params![after, limit]),
+        (Some(sub), None) => query_docs(conn, NEWEST_OF_SUBSCRIPTION, params![after, limit, sub]),
+        (None, Some(status)) => query_docs(conn, NEWEST_WITH_STATUS, params![after, limit, status]),
+        (Some(sub), Some(status)) => query_docs(
+            conn,
+            NEWEST_OF_SUBSCRIPTION_WITH_STATUS,
+            params![after, limit, sub, status],
+        ),
+    }?;
+    let more = deliveries.len() > query.limit;
+    deliveries.truncate(query.limit);
+    Ok(DeliveryPage { deliveries, more })
+}
+
+pub(super) fn delivery_counts(conn: &Connection) -> StoreResult<DeliveryCounts> {
+    // One read transaction: both tables from the same snapshot.
+    let conn = conn.unchecked_transaction().map_err(db_error)?;
+    let mut counts = DeliveryCounts::default();
+    let mut by_type = conn
+        .prepare_cached("SELECT type, count FROM event_counts WHERE count > 0")
+        .map_err(db_error)?;
+    let rows = by_type
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(db_error)?;
+    let mut events_by_type = BTreeMap::new();
+    for row in rows {
+        let (event_type, count) = row.map_err(db_error)?;
+        let count = u64::try_from(count).unwrap_or(0);
+        counts.events += count;
+        events_by_type.insert(event_type, count);
+    }
+    counts.events_by_type = events_by_type;
+    let mut by_status = conn
+        .prepare_cached("SELECT status, count, latency_ms FROM delivery_counts")
+        .map_err(db_error)?;
+    let rows = by_status
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(db_error)?;
+    for row in rows {
+        let (status, count, latency_ms) = row.map_err(db_error)?;
+        let count = u64::try_from(count).unwrap_or(0);
+        match status.parse() {
+            Ok(DeliveryStatus::Success) => {
+                counts.succeeded += count;
+                counts.success_latency_ms_total += u64::try_from(latency_ms).unwrap_or(0);
+            }
+            Ok(DeliveryStatus::Failed) => counts.failed += count,
+            Ok(DeliveryStatus::Pending | DeliveryStatus::Retrying) => counts.pending += count,
+            Ok(DeliveryStatus::Sending) => {}
+            Err(e) => return Err(corrupt(&status, e)),
+        }
+    }
+    Ok(counts)
+}
