@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::outbound::after;
 
-/// Reserves the next send slot for a subscription limited to `per_minute` requests.
+/// The next send slot for a subscription limited to `per_minute` requests (GCRA).
 ///
 /// `stored_tat` is the theoretical arrival time kept for the subscription (`None` when it
-/// has none yet). Returns how long this request must wait and the TAT to store. Slots are
-/// `60 s / per_minute` apart and every caller takes its own, so a burst is spread out,
-/// never dropped. Storing the new TAT must be a compare-and-set on the old one, so that
-/// concurrent workers never take the same slot.
+/// has none yet). Returns how long a request must wait for the slot and the TAT that
+/// taking it stores. Slots are `60 s / per_minute` apart. The stores take the slot (store
+/// the new TAT) only when the wait is zero, and otherwise tell the caller to come back
+/// after the wait, so a burst is spread out, never dropped; taking it must be a
+/// compare-and-set on the old TAT, so that concurrent workers never share a slot.
 pub fn rate_slot(
     stored_tat: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
