@@ -137,6 +137,8 @@ pub struct AwsFixture {
     pub sdk: SdkConfig,
     pub table: String,
     pub secrets_prefix: String,
+    /// The delivery queue's dead-letter queue, for apps from `spawn_app`.
+    pub dlq_url: Option<String>,
 }
 
 impl AwsFixture {
@@ -302,6 +304,7 @@ pub async fn aws_fixture(options: &Options) -> (AwsFixture, Config) {
         sdk,
         table: unique("inbox"),
         secrets_prefix: format!("{}/", unique("nexus")),
+        dlq_url: None,
     };
     create_inbox_table(&fixture.sdk, &fixture.table).await;
     for (name, value) in &options.secrets {
@@ -327,13 +330,20 @@ pub async fn aws_fixture(options: &Options) -> (AwsFixture, Config) {
 /// Serves the two Lambda routers on 127.0.0.1:0, routed as API Gateway routes them
 /// (template.yaml): `POST /api/webhook/{agentId}` to ingest, the rest to api.
 async fn spawn_aws(options: Options) -> TestApp {
-    let (fixture, mut config) = aws_fixture(&options).await;
+    let (mut fixture, mut config) = aws_fixture(&options).await;
     let api_key = unique("key");
     fixture.put_secret("NEXUS_API_KEY", &api_key).await;
     config.api_key = None; // read from Secrets Manager, as on Lambda
+    // The outbound variables exactly as `nexus serve` parses them.
+    config.outbound = Config::from_lookup(|name| options.outbound_var(name))
+        .expect("outbound options")
+        .outbound;
+    add_outbound(&fixture.sdk, &mut config).await;
+    let queue_url = config.outbound.queue_url.clone().expect("a queue URL");
+    fixture.dlq_url = config.outbound.dlq_url.clone();
     let state = nexus_shared::adapters::aws::app_state(&fixture.sdk, config).expect("config");
     let ingest = nexus_shared::http::ingest_router(state.clone());
-    let api = nexus_shared::http::api_router(state);
+    let api = nexus_shared::http::api_router(state.clone());
     let gateway = axum::Router::new()
         .route(
             "/api/webhook/{any_agent}",
@@ -342,8 +352,13 @@ async fn spawn_aws(options: Options) -> TestApp {
         .fallback_service(api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    // The deliver Lambda under its SQS event source, beside the HTTP functions.
+    let deliver = crate::outbound_event_source::run(fixture.sdk.clone(), state, queue_url);
     let task = tokio::spawn(async move {
-        axum::serve(listener, gateway).await.unwrap();
+        tokio::join!(
+            async { axum::serve(listener, gateway).await.unwrap() },
+            deliver
+        );
     });
     TestApp {
         base,

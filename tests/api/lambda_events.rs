@@ -10,7 +10,7 @@ use lambda_http::{Adapter, Context, LambdaEvent};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::helpers::{aws_endpoint, aws_fixture, Options};
+use crate::helpers::{add_outbound, aws_endpoint, aws_fixture, Options};
 
 /// The function that owns a route, as template.yaml routes it.
 fn function_for(route_key: &str) -> &'static str {
@@ -50,7 +50,8 @@ async fn every_event_fixture_gets_the_expected_answer() {
     let options = Options::default()
         .secret("WEBHOOK_SECRET_flickclaw_putio", "abc123")
         .secret("NEXUS_API_KEY", "test-api-key");
-    let (fixture, config) = aws_fixture(&options).await;
+    let (fixture, mut config) = aws_fixture(&options).await;
+    add_outbound(&fixture.sdk, &mut config).await; // app_state needs the delivery queues
     let state = nexus_shared::adapters::aws::app_state(&fixture.sdk, config).unwrap();
     let routers = BTreeMap::from([
         ("ingest", nexus_shared::http::ingest_router(state.clone())),

@@ -128,6 +128,25 @@ impl TestApp {
     }
 }
 
+/// Asserts a refused request: 400 with our JSON error, or 422 when the body is JSON of
+/// the wrong shape (a missing field, a wrong type: axum's JSON rejection, as everywhere in
+/// the API).
+pub fn assert_refused(reply: &Reply, case: &str) {
+    assert!(
+        reply.status == StatusCode::BAD_REQUEST || reply.status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{case}: {} {}",
+        reply.status,
+        reply.body
+    );
+    let code = reply.body["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        code == "invalid_request" || code == "invalid_json",
+        "{case}: {}",
+        reply.body
+    );
+    assert!(reply.body["error"]["message"].is_string(), "{case}");
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, panicking after [`DEADLINE`].
 pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where

@@ -190,11 +190,6 @@ impl Receiver {
             .collect()
     }
 
-    /// The port it listens on, for URLs spelled differently (e.g. `localhost`).
-    pub fn port(&self) -> u16 {
-        self.base.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
     /// Appends answers to the script.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.shared.script.lock().unwrap().extend(answers);
@@ -227,4 +222,42 @@ pub async fn refused_url() -> String {
     let address = listener.local_addr().unwrap();
     drop(listener);
     format!("http://{address}/hooks/nexus")
+}
+
+/// A bare TCP listener on 127.0.0.1 that only counts the connections made to it: proof
+/// that a refused target was never even connected to (TLS or not).
+pub struct ConnectionCounter {
+    pub port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ConnectionCounter {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Self {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for ConnectionCounter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

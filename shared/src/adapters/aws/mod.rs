@@ -6,6 +6,7 @@ mod outbound;
 mod outbound_attrs;
 mod outbound_counts;
 mod outbound_list;
+mod outbound_writes;
 mod secrets_manager;
 mod sqs;
 

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, KeysAndAttributes};
 use futures::future::try_join_all;
 
-use super::outbound::{contended, pause, DynamoOutbound, MAX_TRIES};
+use super::outbound::DynamoOutbound;
 use super::outbound_attrs::{
     from_doc, key, string, Attrs, ALL_DELIVERIES, DLV_ID, DLV_LIST, DLV_STATUS, DLV_SUB,
     DLV_SUB_STATUS,
 };
+use super::outbound_writes::{contended, pause, MAX_TRIES};
 use crate::domain::outbound::Delivery;
 use crate::ports::outbound::{DeliveryPage, DeliveryQuery};
 use crate::ports::store::StoreResult;
@@ -43,9 +44,11 @@ impl DynamoOutbound {
             ),
         };
         let mut condition = "#h = :h".to_owned();
+        let mut names = HashMap::from([("#h".to_owned(), hash.to_owned())]);
         let mut values = HashMap::from([(":h".to_owned(), Av::S(value))]);
         if let Some(after) = &query.after {
             condition.push_str(" AND #id < :after");
+            names.insert("#id".to_owned(), DLV_ID.to_owned());
             values.insert(":after".to_owned(), Av::S(after.to_string()));
         }
         let want = query.limit.saturating_add(1);
@@ -58,8 +61,7 @@ impl DynamoOutbound {
                 .table_name(&self.table)
                 .index_name(index)
                 .key_condition_expression(&condition)
-                .expression_attribute_names("#h", hash)
-                .expression_attribute_names("#id", DLV_ID)
+                .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(false)
                 .limit(i32::try_from(want - keys.len()).unwrap_or(i32::MAX))

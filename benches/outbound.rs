@@ -1,0 +1,393 @@
+//! Outbound benchmark: events published to `nexus serve` (SQLite, release build) and
+//! delivered to 1 and then 50 subscriptions pointing at a loopback receiver, against the
+//! ceiling: the same receiver driven directly by a plain HTTP client at the delivery
+//! concurrency. Prints a table.
+//!
+//! ```text
+//! cargo bench --bench outbound
+//! NEXUS_BENCH_DELIVERIES=20000 NEXUS_BENCH_SECONDS=5 cargo bench --bench outbound
+//! ```
+//!
+//! The receiver (a bare axum handler answering 200, in its own process) notes when each
+//! request arrives; every event carries the wall-clock time it was published at
+//! (`data.published_at_us`), so publish-to-delivery latency is measured end to end, on one
+//! machine's clock. Client, server and receiver share the machine's cores: compare figures
+//! within one run only.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Semaphore;
+
+/// `NEXUS_DELIVERY_CONCURRENCY` of the server, and the ceiling's client concurrency.
+const CONCURRENCY: usize = 64;
+/// Concurrent publishers in the saturating runs.
+const PUBLISHERS: usize = 16;
+const API_KEY: &str = "bench";
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The receiver process: records each request's publish-to-arrival latency.
+async fn receiver() {
+    #[derive(Default)]
+    struct Log {
+        latencies_us: Vec<u64>,
+        first_us: u64,
+        last_us: u64,
+    }
+    let log = Arc::new(Mutex::new(Log::default()));
+    let record = {
+        let log = log.clone();
+        move |body: axum::body::Bytes| {
+            let log = log.clone();
+            async move {
+                let at = now_us();
+                let sent: u64 = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["data"]["published_at_us"].as_u64())
+                    .unwrap_or(at);
+                let mut log = log.lock().unwrap();
+                if log.latencies_us.is_empty() {
+                    log.first_us = at;
+                }
+                log.last_us = at;
+                log.latencies_us.push(at.saturating_sub(sent));
+                axum::http::StatusCode::OK
+            }
+        }
+    };
+    let stats = {
+        let log = log.clone();
+        move || {
+            let log = log.clone();
+            async move {
+                let mut log = log.lock().unwrap();
+                let taken = std::mem::take(&mut *log);
+                axum::Json(json!({"latencies_us": taken.latencies_us,
+                                  "first_us": taken.first_us, "last_us": taken.last_us}))
+            }
+        }
+    };
+    let count = move || {
+        let log = log.clone();
+        async move { log.lock().unwrap().latencies_us.len().to_string() }
+    };
+    let app = axum::Router::new()
+        .route("/stats", axum::routing::post(stats))
+        .route("/count", axum::routing::post(count))
+        .fallback(axum::routing::post(record));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("nexus listening on http://{}", listener.local_addr().unwrap());
+    axum::serve(listener, app).await.unwrap();
+}
+
+async fn start(mut command: Command) -> (Child, String) {
+    command.stdout(Stdio::piped()).kill_on_drop(true);
+    let mut child = command.spawn().expect("starting a bench process");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(url) = line.strip_prefix("nexus listening on ") {
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, url.to_owned());
+        }
+    }
+    panic!("bench process exited before listening");
+}
+
+/// What one scenario measured.
+struct Row {
+    name: String,
+    offered: String,
+    delivered: usize,
+    rate: f64,
+    latencies_us: Vec<u64>,
+    errors: usize,
+}
+
+impl Row {
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let n = self.latencies_us.len();
+        let index = ((n as f64 * p).ceil() as usize).clamp(1, n);
+        self.latencies_us[index - 1] as f64 / 1e3
+    }
+
+    fn print(&self) {
+        println!(
+            "| {:<34} | {:>14} | {:>9} | {:>12.0} | {:>8.2} | {:>8.2} | {:>6} |",
+            self.name,
+            self.offered,
+            self.delivered,
+            self.rate,
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.errors
+        );
+    }
+}
+
+struct Bench {
+    client: reqwest::Client,
+    nexus: String,
+    receiver: String,
+}
+
+impl Bench {
+    /// Requests the receiver has logged since the last [`take_log`](Self::take_log).
+    async fn arrived(&self) -> usize {
+        let url = format!("{}/count", self.receiver);
+        let reply = self.client.post(url).send().await.unwrap();
+        reply.text().await.unwrap().parse().unwrap()
+    }
+
+    /// Takes (and clears) the receiver's log: latencies sorted, and when the last arrived.
+    async fn take_log(&self) -> (Vec<u64>, u64) {
+        let url = format!("{}/stats", self.receiver);
+        let log: Value = self.client.post(url).send().await.unwrap().json().await.unwrap();
+        let mut latencies: Vec<u64> = serde_json::from_value(log["latencies_us"].clone()).unwrap();
+        latencies.sort_unstable();
+        (latencies, log["last_us"].as_u64().unwrap())
+    }
+
+    /// Waits until `expected` requests have arrived (giving up after 30 s without one).
+    async fn drain(&self, expected: usize) -> (Vec<u64>, u64) {
+        let (mut seen, mut progress) = (0, Instant::now());
+        loop {
+            let arrived = self.arrived().await;
+            if arrived >= expected {
+                return self.take_log().await;
+            }
+            if arrived > seen {
+                (seen, progress) = (arrived, Instant::now());
+            } else if progress.elapsed() > Duration::from_secs(30) {
+                eprintln!("gave up waiting: {arrived} of {expected} arrived");
+                return self.take_log().await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Publishes one event stamped with the time it is sent.
+    async fn publish(&self) -> bool {
+        let event = json!({"type": "build.completed", "source": "bench",
+                           "data": {"published_at_us": now_us(), "pad": "x".repeat(256)},
+                           "metadata": {"project": "NEXUS"}});
+        let url = format!("{}/api/v1/events", self.nexus);
+        let sent = self.client.post(url).bearer_auth(API_KEY).json(&event).send().await;
+        matches!(sent, Ok(r) if r.status().is_success())
+    }
+
+    async fn subscribe(&self, n: usize) {
+        let body = json!({"name": format!("bench {n}"), "events": ["build.*"],
+                          "url": format!("{}/hook/{n}", self.receiver)});
+        let url = format!("{}/api/v1/subscriptions", self.nexus);
+        let reply = self.client.post(url).bearer_auth(API_KEY).json(&body).send().await;
+        assert!(reply.unwrap().status().is_success(), "creating a subscription");
+    }
+
+    /// The ceiling: the receiver driven directly, `CONCURRENCY` keep-alive clients.
+    async fn ceiling(&self, duration: Duration) -> Row {
+        let run = |duration: Duration| async move {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..CONCURRENCY)
+                .map(|_| {
+                    let (client, url) = (self.client.clone(), format!("{}/direct", self.receiver));
+                    tokio::spawn(async move {
+                        let mut errors = 0;
+                        while started.elapsed() < duration {
+                            let event = json!({"type": "build.completed", "source": "bench",
+                                "data": {"published_at_us": now_us(), "pad": "x".repeat(256)}});
+                            match client.post(&url).json(&event).send().await {
+                                Ok(r) if r.status().is_success() => {}
+                                _ => errors += 1,
+                            }
+                        }
+                        errors
+                    })
+                })
+                .collect();
+            let mut errors = 0;
+            for task in tasks {
+                errors += task.await.unwrap();
+            }
+            (errors, started.elapsed())
+        };
+        run(duration / 5).await; // warm-up
+        self.take_log().await;
+        let (errors, elapsed) = run(duration).await;
+        let (latencies_us, _) = self.take_log().await;
+        Row::new("receiver directly (ceiling)", format!("{CONCURRENCY} clients"), latencies_us, elapsed, errors)
+    }
+
+    /// Publishes `events` as fast as `PUBLISHERS` concurrent clients can, and waits until
+    /// every delivery arrived.
+    async fn saturate(&self, subscriptions: usize, events: usize) -> Row {
+        let run = |events: usize| async move {
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let started = Instant::now();
+            let publishers: Vec<_> = (0..PUBLISHERS)
+                .map(|_| {
+                    let (bench, next) = (self.clone_handle(), next.clone());
+                    tokio::spawn(async move {
+                        let mut errors = 0;
+                        while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < events {
+                            errors += usize::from(!bench.publish().await);
+                        }
+                        errors
+                    })
+                })
+                .collect();
+            let mut errors = 0;
+            for publisher in publishers {
+                errors += publisher.await.unwrap();
+            }
+            let (latencies, last_us) = self.drain(events * subscriptions).await;
+            let start_us = now_us() - started.elapsed().as_micros() as u64;
+            (latencies, Duration::from_micros(last_us.saturating_sub(start_us)), errors)
+        };
+        run((events / 10).max(1)).await; // warm-up
+        let (latencies_us, elapsed, errors) = run(events).await;
+        let name = format!("nexus, {subscriptions} subscription(s), max");
+        Row::new(&name, format!("{PUBLISHERS} publishers"), latencies_us, elapsed, errors)
+    }
+
+    /// Offers `deliveries_per_second` (as events of `subscriptions` deliveries each) at an
+    /// even pace for `duration`, then waits until every delivery arrived.
+    async fn paced(&self, subscriptions: usize, deliveries_per_second: f64, duration: Duration) -> Row {
+        let events_per_second = deliveries_per_second / subscriptions as f64;
+        let in_flight = Arc::new(Semaphore::new(1024));
+        let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(1));
+        let mut sent = 0usize;
+        while started.elapsed() < duration {
+            ticker.tick().await;
+            let due = (started.elapsed().as_secs_f64() * events_per_second) as usize;
+            while sent < due {
+                sent += 1;
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue; // the server is not keeping up: counted, not queued here
+                };
+                let (bench, errors) = (self.clone_handle(), errors.clone());
+                tokio::spawn(async move {
+                    if !bench.publish().await {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    drop(permit);
+                });
+            }
+        }
+        let _ = in_flight.acquire_many(1024).await;
+        let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+        let (latencies_us, last_us) = self.drain((sent - errors) * subscriptions).await;
+        let start_us = now_us() - started.elapsed().as_micros() as u64;
+        let elapsed = Duration::from_micros(last_us.saturating_sub(start_us));
+        let name = format!("nexus, {subscriptions} subscription(s), paced");
+        Row::new(&name, format!("{deliveries_per_second:.0}/s"), latencies_us, elapsed, errors)
+    }
+
+    fn clone_handle(&self) -> Bench {
+        Bench {
+            client: self.client.clone(),
+            nexus: self.nexus.clone(),
+            receiver: self.receiver.clone(),
+        }
+    }
+}
+
+impl Row {
+    fn new(name: &str, offered: String, latencies_us: Vec<u64>, elapsed: Duration, errors: usize) -> Self {
+        Self {
+            name: name.to_owned(),
+            offered,
+            delivered: latencies_us.len(),
+            rate: latencies_us.len() as f64 / elapsed.as_secs_f64(),
+            latencies_us,
+            errors,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--receiver") {
+        return receiver().await;
+    }
+    // `cargo bench` passes `--bench`; anything else (e.g. a filter) is ignored.
+    let deliveries = env_or("NEXUS_BENCH_DELIVERIES", 20_000usize);
+    let seconds = env_or("NEXUS_BENCH_SECONDS", 5u64);
+    let duration = Duration::from_secs(seconds);
+
+    let (_receiver, receiver_url) = start({
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.arg("--receiver");
+        command
+    })
+    .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut nexus = Command::new(env!("CARGO_BIN_EXE_nexus"));
+    nexus
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .env("NEXUS_API_KEY", API_KEY)
+        .env("NEXUS_ALLOW_PRIVATE_TARGETS", "true")
+        .env("NEXUS_DELIVERY_CONCURRENCY", CONCURRENCY.to_string())
+        .env("RUST_LOG", "warn");
+    let (_nexus, nexus_url) = start(nexus).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .unwrap();
+    let bench = Bench { client, nexus: nexus_url, receiver: receiver_url };
+
+    let ceiling = bench.ceiling(duration).await;
+    let quarter = ceiling.rate / 4.0;
+    let mut rows = vec![];
+    bench.subscribe(0).await;
+    rows.push(bench.saturate(1, deliveries).await);
+    rows.push(bench.paced(1, quarter, duration).await);
+    for n in 1..50 {
+        bench.subscribe(n).await;
+    }
+    rows.push(bench.saturate(50, deliveries / 50).await);
+    rows.push(bench.paced(50, quarter, duration).await);
+
+    println!();
+    println!(
+        "outbound benchmark: delivery concurrency {CONCURRENCY}, ~0.4 KiB events, {seconds} s paced runs, {deliveries} deliveries per max run, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("latency: publish request sent -> request arrived at the receiver (ceiling: client send -> arrival)");
+    println!();
+    println!("| scenario                           | offered        | delivered | deliveries/s | p50 ms   | p99 ms   | errors |");
+    println!("|------------------------------------|---------------:|----------:|-------------:|---------:|---------:|-------:|");
+    ceiling.print();
+    for row in &rows {
+        row.print();
+    }
+    println!();
+    for (n, subscriptions) in [(0, 1), (2, 50)] {
+        let (max, paced) = (&rows[n], &rows[n + 1]);
+        let share = max.rate / ceiling.rate;
+        let p99 = paced.percentile_ms(0.99);
+        println!(
+            "{subscriptions} subscription(s): {:.0}% of the ceiling (target >= 50%: {}); p99 at a quarter of the ceiling {p99:.1} ms (target < 50 ms: {})",
+            share * 100.0,
+            if share >= 0.5 { "met" } else { "NOT met" },
+            if p99 < 50.0 && paced.errors == 0 { "met" } else { "NOT met" },
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! The outbound table's transactional writes: a publish (event, deliveries, idempotency
+//! record and counters, all or nothing per transaction) and saving a delivery together
+//! with the counters its status change moves.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+
+use super::outbound::DynamoOutbound;
+use super::outbound_attrs::{
+    delivery_item, delivery_key, event_item, idempotency_key, string, text_time, Attrs, DLV_STATUS,
+    SUCCESS_LATENCY,
+};
+use super::outbound_counts::{Deltas, Tally};
+use crate::domain::outbound::{Delivery, Event, EventId, OutboundDeliveryId};
+use crate::ports::outbound::PublishOutcome;
+use crate::ports::store::StoreResult;
+use crate::ports::StoreError;
+
+/// DynamoDB's limit on the items of one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Tries of an optimistic write (a transaction, a compare-and-set) that lost a race.
+pub(super) const MAX_TRIES: u32 = 8;
+
+/// Why a transaction did not apply.
+enum TransactError {
+    /// The condition of the item at this index failed.
+    Condition(usize),
+    Store(StoreError),
+}
+
+impl DynamoOutbound {
+    /// One transaction when it fits (idempotency record, event, counters and up to 97
+    /// deliveries), else chunks of 100 items, the first carrying the idempotency record.
+    pub(super) async fn publish_transactions(
+        &self,
+        event: &Event,
+        deliveries: &[Delivery],
+        idempotency_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PublishOutcome> {
+        let mut rest = deliveries;
+        let mut first = true;
+        loop {
+            let mut items = Vec::new();
+            let mut deltas = Deltas::default();
+            if first {
+                if let Some(key) = idempotency_key {
+                    items.push(self.idempotency_put(key, event, deliveries, now)?);
+                }
+                items.push(self.put(event_item(event)?, "attribute_not_exists(pk)", None)?);
+                deltas.event(&event.event_type);
+            }
+            // One item is left for the counters.
+            let room = MAX_TRANSACTION_ITEMS - items.len() - 1;
+            let (chunk, tail) = rest.split_at(room.min(rest.len()));
+            for delivery in chunk {
+                deltas.transition(None, Tally::of(delivery));
+                items.push(self.put(delivery_item(delivery)?, "attribute_not_exists(pk)", None)?);
+            }
+            if !deltas.is_empty() {
+                let update = deltas.update(&self.table)?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            match (self.transact(items).await, idempotency_key) {
+                (Ok(()), _) => {}
+                // The idempotency record (item 0 of the first transaction) exists.
+                (Err(TransactError::Condition(0)), Some(key)) if first => {
+                    return self.first_publish(key).await;
+                }
+                (Err(TransactError::Condition(index)), _) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "publish item {index} already exists"
+                    )))
+                }
+                (Err(TransactError::Store(error)), _) => return Err(error),
+            }
+            rest = tail;
+            first = false;
+            if rest.is_empty() {
+                return Ok(PublishOutcome::Stored);
+            }
+        }
+    }
+
+    /// A compare-and-set on the stored status: the counters move from the status this
+    /// write replaces, exactly once, however many writers race.
+    pub(super) async fn save_counted(&self, delivery: &Delivery) -> StoreResult<()> {
+        let item = delivery_item(delivery)?;
+        let tally = Tally::of(delivery);
+        let projection = format!("{DLV_STATUS}, {SUCCESS_LATENCY}");
+        for attempt in 0..MAX_TRIES {
+            let stored = self
+                .get(delivery_key(&delivery.id), Some(&projection))
+                .await?
+                .map(|attrs| Tally::stored(&attrs))
+                .transpose()?;
+            let (condition, values) = Tally::still_stored(stored);
+            let mut deltas = Deltas::default();
+            deltas.transition(stored, tally);
+            let lost_race = if deltas.is_empty() {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(Some(values).filter(|v| !v.is_empty()))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => false,
+                    Err(error) if is_lost_race(&error) => true,
+                    Err(error) => return Err(StoreError::unavailable(error)),
+                }
+            } else {
+                let update = deltas.update(&self.table)?;
+                let items = vec![
+                    self.put(item.clone(), &condition, Some(values))?,
+                    TransactWriteItem::builder().update(update).build(),
+                ];
+                match self.transact(items).await {
+                    Ok(()) => false,
+                    Err(TransactError::Condition(_)) => true,
+                    Err(TransactError::Store(error)) => return Err(error),
+                }
+            };
+            if !lost_race {
+                return Ok(());
+            }
+            pause(attempt).await;
+        }
+        Err(contended("saving a delivery"))
+    }
+
+    fn put(
+        &self,
+        item: Attrs,
+        condition: &str,
+        values: Option<Attrs>,
+    ) -> StoreResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values.filter(|v| !v.is_empty()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Runs a transaction, trying again while it conflicts with another one in flight.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
+        for attempt in 0..MAX_TRIES {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let Err(error) = result else { return Ok(()) };
+            let codes = cancellation_codes(&error);
+            if let Some(index) = codes.iter().position(|c| c == "ConditionalCheckFailed") {
+                return Err(TransactError::Condition(index));
+            }
+            if !codes.iter().any(|c| c == "TransactionConflict") {
+                return Err(TransactError::Store(StoreError::unavailable(error)));
+            }
+            pause(attempt).await;
+        }
+        Err(TransactError::Store(contended("transaction")))
+    }
+
+    /// What the first publish with `key` stored.
+    async fn first_publish(&self, key: &str) -> StoreResult<PublishOutcome> {
+        let record = self
+            .get(idempotency_key(key), None)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("idempotency record vanished".into()))?;
+        let delivery_ids = match record.get("delivery_ids") {
+            Some(Av::L(ids)) => ids
+                .iter()
+                .map(|id| {
+                    let id = id
+                        .as_s()
+                        .map_err(|_| StoreError::Corrupt("delivery id".into()))?;
+                    OutboundDeliveryId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<StoreResult<_>>()?,
+            _ => return Err(StoreError::Corrupt("idempotency record without ids".into())),
+        };
+        Ok(PublishOutcome::Duplicate {
+            event_id: EventId::parse(string(&record, "event_id")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            delivery_ids,
+        })
+    }
+
+    fn idempotency_put(
+        &self,
+        key: &str,
+        event: &Event,
+        deliveries: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> StoreResult<TransactWriteItem> {
+        let expires_at =
+            now + chrono::TimeDelta::from_std(self.idempotency_ttl).unwrap_or_default();
+        let mut record = idempotency_key(key);
+        record.extend([
+            ("event_id".to_owned(), Av::S(event.id.to_string())),
+            (
+                "delivery_ids".to_owned(),
+                Av::L(deliveries.iter().map(|d| Av::S(d.id.to_string())).collect()),
+            ),
+            ("created_at".to_owned(), Av::S(text_time(now))),
+            (
+                "expires_at".to_owned(),
+                Av::N(expires_at.timestamp().to_string()),
+            ),
+        ]);
+        // An expired record lingers until TTL deletes it (moto never does): it no longer
+        // counts.
+        let values = Attrs::from([(":now".to_owned(), Av::N(now.timestamp().to_string()))]);
+        self.put(
+            record,
+            "attribute_not_exists(pk) OR expires_at <= :now",
+            Some(values),
+        )
+    }
+}
+
+/// The cancellation reason codes of a cancelled transaction, one per item (empty when the
+/// call failed otherwise).
+fn cancellation_codes<R>(error: &SdkError<TransactWriteItemsError, R>) -> Vec<String> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A short, growing, jittered wait before trying a lost race again.
+pub(super) async fn pause(attempt: u32) {
+    let base = 5u64 << attempt.min(6);
+    let jitter = rand::random_range(0..=base);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+pub(super) fn contended(what: &str) -> StoreError {
+    StoreError::unavailable(std::io::Error::other(format!(
+        "{what} kept losing to concurrent writers"
+    )))
+}
+
+/// Whether a single-item write was refused because another writer got there first: its
+/// condition failed, or the item was part of a transaction in flight.
+pub(super) fn is_lost_race<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    error: &SdkError<E, R>,
+) -> bool {
+    matches!(
+        error.as_service_error().and_then(|e| e.code()),
+        Some("ConditionalCheckFailedException" | "TransactionConflictException")
+    )
+}
