@@ -334,6 +334,7 @@ async fn spawn_aws(options: Options) -> TestApp {
     let api_key = unique("key");
     fixture.put_secret("NEXUS_API_KEY", &api_key).await;
     config.api_key = None; // read from Secrets Manager, as on Lambda
+
     // The outbound variables exactly as `nexus serve` parses them.
     config.outbound = Config::from_lookup(|name| options.outbound_var(name))
         .expect("outbound options")

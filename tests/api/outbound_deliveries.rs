@@ -1,5 +1,5 @@
 //! The delivery log and what drives it: rate limits, manual retries, history filters and
-//! cursors, pending retries, statistics and the Prometheus metrics.
+//! cursors, pending retries and statistics.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -54,15 +54,24 @@ async fn a_rate_limited_subscription_spaces_deliveries_and_drops_none(backend: B
     let slack = Duration::from_millis(if app.aws.is_some() { 60 } else { 5 });
     for pair in requests.windows(2) {
         let gap = pair[1].at - pair[0].at;
-        assert!(gap + slack >= Duration::from_millis(100), "arrivals {gap:?} apart");
+        assert!(
+            gap + slack >= Duration::from_millis(100),
+            "arrivals {gap:?} apart"
+        );
     }
     let span = requests[4].at - requests[0].at;
-    assert!(span + slack >= Duration::from_millis(400), "5 arrivals in {span:?}");
+    assert!(
+        span + slack >= Duration::from_millis(400),
+        "5 arrivals in {span:?}"
+    );
     for event in published.body["events"].as_array().unwrap() {
         let id = event["deliveries"][0]["id"].as_str().unwrap();
         let delivery = app.wait_until_final(id).await;
         assert_eq!(delivery["status"], "success");
-        assert_eq!(delivery["attempt_count"], 1, "waiting for a slot is not an attempt");
+        assert_eq!(
+            delivery["attempt_count"], 1,
+            "waiting for a slot is not an attempt"
+        );
     }
 }
 
@@ -161,11 +170,29 @@ async fn deliveries_are_listed_by_subscription_and_status_in_cursor_pages(backen
         ids(page)
     };
     assert_eq!(ids(&list(String::new()).await), all);
-    let succeeded = only(&list(format!("subscription_id={ok}")).await, "status", "success");
-    let retrying = only(&list(format!("subscription_id={failing}")).await, "status", "retrying");
+    let succeeded = only(
+        &list(format!("subscription_id={ok}")).await,
+        "status",
+        "success",
+    );
+    let retrying = only(
+        &list(format!("subscription_id={failing}")).await,
+        "status",
+        "retrying",
+    );
     assert_eq!((succeeded.len(), retrying.len()), (3, 3));
-    assert_eq!(only(&list("status=success".into()).await, "subscription_id", &ok), succeeded);
-    assert_eq!(only(&list("status=retrying".into()).await, "subscription_id", &failing), retrying);
+    assert_eq!(
+        only(&list("status=success".into()).await, "subscription_id", &ok),
+        succeeded
+    );
+    assert_eq!(
+        only(
+            &list("status=retrying".into()).await,
+            "subscription_id",
+            &failing
+        ),
+        retrying
+    );
     assert!(ids(&list("status=failed".into()).await).is_empty());
     let both = list(format!("subscription_id={failing}&status=retrying")).await;
     assert_eq!(ids(&both), retrying);
@@ -183,7 +210,11 @@ async fn deliveries_are_listed_by_subscription_and_status_in_cursor_pages(backen
         }
     }
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [4, 2]);
-    assert_eq!(pages.concat(), all, "pages walk every delivery once, in order");
+    assert_eq!(
+        pages.concat(),
+        all,
+        "pages walk every delivery once, in order"
+    );
     let first = list(format!("subscription_id={failing}&limit=2")).await;
     let cursor = first["next_cursor"].as_str().expect("a second page");
     let rest = list(format!("subscription_id={failing}&limit=2&cursor={cursor}")).await;
@@ -202,9 +233,18 @@ async fn deliveries_are_listed_by_subscription_and_status_in_cursor_pages(backen
         .iter()
         .map(|d| d["next_attempt_at"].as_str().expect("a next attempt"))
         .collect();
-    assert!(due.windows(2).all(|w| w[0] <= w[1]), "soonest first: {due:?}");
+    assert!(
+        due.windows(2).all(|w| w[0] <= w[1]),
+        "soonest first: {due:?}"
+    );
 
-    for bad in ["limit=0", "limit=501", "status=lost", "cursor=nope", "subscription_id=x"] {
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "status=lost",
+        "cursor=nope",
+        "subscription_id=x",
+    ] {
         let reply = app.get(&format!("/api/v1/deliveries?{bad}")).await;
         reply.error(StatusCode::BAD_REQUEST, "invalid_request");
     }
@@ -218,8 +258,11 @@ async fn stats_count_subscriptions_events_and_outcomes(backend: Backend) {
     app.subscribe(&good.url(), &["*"]).await;
     app.subscribe(&bad.url(), &["*"]).await;
     let idle = app.subscribe(&good.url(), &["ticket.*"]).await;
-    app.post(&format!("/api/v1/subscriptions/{}/toggle", idle.id), json!({}))
-        .await;
+    app.post(
+        &format!("/api/v1/subscriptions/{}/toggle", idle.id),
+        json!({}),
+    )
+    .await;
     let mut deliveries = Vec::new();
     for event_type in ["build.completed", "build.completed", "deployment.completed"] {
         let published = app
@@ -242,7 +285,10 @@ async fn stats_count_subscriptions_events_and_outcomes(backend: Backend) {
     assert_eq!(stats["active_subscriptions"], 2, "{stats}");
     assert_eq!(stats["total_events_processed"], 3, "{stats}");
     assert_eq!(stats["pending_retries"], 0, "{stats}");
-    assert!(stats["avg_delivery_time_ms"].as_f64().unwrap() >= 0.0, "{stats}");
+    assert!(
+        stats["avg_delivery_time_ms"].as_f64().unwrap() >= 0.0,
+        "{stats}"
+    );
     assert_eq!(
         stats["events_by_type"],
         json!({"build.completed": 2, "deployment.completed": 1}),

@@ -133,7 +133,11 @@ async fn the_test_endpoints_send_a_signed_test_event_and_store_nothing(backend: 
     );
 
     let listed = app.get("/api/v1/deliveries").await;
-    assert_eq!(listed.body["count"], 0, "test sends are not deliveries: {}", listed.body);
+    assert_eq!(
+        listed.body["count"], 0,
+        "test sends are not deliveries: {}",
+        listed.body
+    );
     let refused = app.post("/api/v1/test", json!({"url": "ftp://x"})).await;
     refused.error(StatusCode::BAD_REQUEST, "invalid_request");
 }

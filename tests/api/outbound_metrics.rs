@@ -15,7 +15,10 @@ async fn local_metrics_have_the_briefs_names_and_labels() {
     let retried = app.publish_one("build.completed", json!({})).await;
     app.wait_until_final(&retried).await;
     let dead = app
-        .subscribe(&crate::receiver::refused_url().await, &["deployment.failed"])
+        .subscribe(
+            &crate::receiver::refused_url().await,
+            &["deployment.failed"],
+        )
         .await;
     let failed = app.publish_one("deployment.failed", json!({})).await;
     assert_eq!(app.wait_until_final(&failed).await["status"], "failed");
@@ -27,7 +30,10 @@ async fn local_metrics_have_the_briefs_names_and_labels() {
         .await
         .unwrap();
     assert!(response.status().is_success());
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = response.text().await.unwrap();
     let sub = &subscription.id;
@@ -38,7 +44,9 @@ async fn local_metrics_have_the_briefs_names_and_labels() {
             .to_owned(),
         r#"nexus_webhook_retries_total{event_type="build.completed"} 1"#.to_owned(),
         r#"nexus_webhook_retries_total{event_type="deployment.failed"} 2"#.to_owned(),
-        format!(r#"nexus_webhook_delivery_latency_seconds_bucket{{subscriber_id="{sub}",le="+Inf"}} 2"#),
+        format!(
+            r#"nexus_webhook_delivery_latency_seconds_bucket{{subscriber_id="{sub}",le="+Inf"}} 2"#
+        ),
         format!(r#"nexus_webhook_delivery_latency_seconds_count{{subscriber_id="{sub}"}} 2"#),
         format!(
             r#"nexus_webhook_delivery_latency_seconds_bucket{{subscriber_id="{}",le="+Inf"}} 3"#,
@@ -54,11 +62,23 @@ async fn local_metrics_have_the_briefs_names_and_labels() {
     }
     let buckets = lines
         .iter()
-        .filter(|l| l.starts_with(&format!(r#"nexus_webhook_delivery_latency_seconds_bucket{{subscriber_id="{sub}",le=""#)))
+        .filter(|l| {
+            l.starts_with(&format!(
+                r#"nexus_webhook_delivery_latency_seconds_bucket{{subscriber_id="{sub}",le=""#
+            ))
+        })
         .count();
     assert!(buckets > 2, "a histogram with several buckets\n{text}");
-    for name in ["deliveries_total", "delivery_latency_seconds", "retries_total",
-                 "active_subscriptions", "queue_size"] {
-        assert!(text.contains(&format!("# TYPE nexus_webhook_{name} ")), "{name}\n{text}");
+    for name in [
+        "deliveries_total",
+        "delivery_latency_seconds",
+        "retries_total",
+        "active_subscriptions",
+        "queue_size",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE nexus_webhook_{name} ")),
+            "{name}\n{text}"
+        );
     }
 }

@@ -68,7 +68,10 @@ async fn captured_deliveries_verify_with_standardwebhooks_and_the_briefs_verify_
     let requests = receiver.wait_for(1).await;
     cases.push(case("published event", &requests[0], &old, &[&old]));
     let tested = app
-        .post(&format!("/api/v1/subscriptions/{}/test", subscription.id), json!({}))
+        .post(
+            &format!("/api/v1/subscriptions/{}/test", subscription.id),
+            json!({}),
+        )
         .await;
     assert_eq!(tested.body["success"], true, "{}", tested.body);
     let requests = receiver.wait_for(2).await;
@@ -78,11 +81,19 @@ async fn captured_deliveries_verify_with_standardwebhooks_and_the_briefs_verify_
     // `webhook-signature`; `X-Nexus-Signature-256` (one value) uses the new one. The
     // delivery is retried once, so a retried attempt is checked too.
     let rotated = app
-        .post(&format!("/api/v1/subscriptions/{}/rotate-secret", subscription.id), json!({}))
+        .post(
+            &format!("/api/v1/subscriptions/{}/rotate-secret", subscription.id),
+            json!({}),
+        )
         .await;
-    let new = rotated.body["secret"].as_str().expect("the new secret").to_owned();
+    let new = rotated.body["secret"]
+        .as_str()
+        .expect("the new secret")
+        .to_owned();
     receiver.script([Answer::status(500)]);
-    let id = app.publish_one("build.failed", json!({"failed_tests": 3})).await;
+    let id = app
+        .publish_one("build.failed", json!({"failed_tests": 3}))
+        .await;
     assert_eq!(app.wait_until_final(&id).await["status"], "success");
     let requests = receiver.wait_for(4).await;
     for (n, request) in requests[2..4].iter().enumerate() {

@@ -144,7 +144,12 @@ async fn fan_out_reaches_each_matching_active_subscription_once(backend: Backend
         assert_eq!(got.len(), expected, "{name} got {} requests", got.len());
     }
     let listed = app.get("/api/v1/deliveries?limit=100").await;
-    assert_eq!(listed.body["count"], matching.len() + second_matching.len(), "{}", listed.body);
+    assert_eq!(
+        listed.body["count"],
+        matching.len() + second_matching.len(),
+        "{}",
+        listed.body
+    );
 }
 
 async fn a_republish_with_the_same_idempotency_key_returns_the_first_result_and_delivers_once(

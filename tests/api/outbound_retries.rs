@@ -100,11 +100,16 @@ async fn a_500_then_500_then_200_is_delivered_on_the_third_attempt(backend: Back
     ])
     .await;
     app.subscribe(&receiver.url(), &["build.*"]).await;
-    let id = app.publish_one("build.failed", json!({"build_id": "b-1"})).await;
+    let id = app
+        .publish_one("build.failed", json!({"build_id": "b-1"}))
+        .await;
 
     let delivery = app.wait_until_final(&id).await;
     assert_eq!(delivery["status"], "success", "{delivery}");
-    assert_eq!(status_codes(&delivery), [json!(500), json!(500), json!(200)]);
+    assert_eq!(
+        status_codes(&delivery),
+        [json!(500), json!(500), json!(200)]
+    );
     let log = attempts(&delivery);
     let numbers: Vec<u64> = log.iter().map(|a| a["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [1, 2, 3]);
@@ -122,7 +127,11 @@ async fn a_500_then_500_then_200_is_delivered_on_the_third_attempt(backend: Back
     let requests = receiver.wait_for(3).await;
     assert_eq!(requests.len(), 3);
     for request in &requests {
-        assert_eq!(request.header("x-nexus-delivery"), id, "one delivery id throughout");
+        assert_eq!(
+            request.header("x-nexus-delivery"),
+            id,
+            "one delivery id throughout"
+        );
         assert_eq!(request.body, requests[0].body, "the same payload each time");
     }
     // 100 ms then 200 ms, each ±20% jitter.
@@ -138,7 +147,10 @@ async fn a_refused_connection_is_retried_then_failed_into_the_dlq(backend: Backe
 
     let delivery = app.wait_until_final(&id).await;
     assert_eq!(delivery["status"], "failed", "{delivery}");
-    assert_eq!(status_codes(&delivery), [Value::Null, Value::Null, Value::Null]);
+    assert_eq!(
+        status_codes(&delivery),
+        [Value::Null, Value::Null, Value::Null]
+    );
     for attempt in attempts(&delivery) {
         let error = attempt["error"].as_str().expect("an error");
         assert!(error.contains("connection"), "{attempt}");
@@ -178,13 +190,17 @@ async fn after_the_last_attempt_the_delivery_is_failed_with_every_attempt_logged
     backend: Backend,
 ) {
     let app = spawn_app_with(backend, outbound_options()).await;
-    let receiver = Receiver::scripted((0..3).map(|n| Answer::status(503).body(format!("no {n}")))).await;
+    let receiver =
+        Receiver::scripted((0..3).map(|n| Answer::status(503).body(format!("no {n}")))).await;
     app.subscribe(&receiver.url(), &["deployment.failed"]).await;
     let id = app.publish_one("deployment.failed", json!({})).await;
 
     let delivery = app.wait_until_final(&id).await;
     assert_eq!(delivery["status"], "failed", "{delivery}");
-    assert_eq!(status_codes(&delivery), [json!(503), json!(503), json!(503)]);
+    assert_eq!(
+        status_codes(&delivery),
+        [json!(503), json!(503), json!(503)]
+    );
     let bodies: Vec<&str> = attempts(&delivery)
         .iter()
         .map(|a| a["response_body"].as_str().unwrap())
@@ -192,7 +208,11 @@ async fn after_the_last_attempt_the_delivery_is_failed_with_every_attempt_logged
     assert_eq!(bodies, ["no 0", "no 1", "no 2"]);
     assert_eq!(delivery["next_attempt_at"], Value::Null);
     assert_dead_lettered(&app, &id).await;
-    assert_eq!(receiver.requests().len(), 3, "WEBHOOK_MAX_RETRIES=2: three attempts");
+    assert_eq!(
+        receiver.requests().len(),
+        3,
+        "WEBHOOK_MAX_RETRIES=2: three attempts"
+    );
     let failed = app.get("/api/v1/deliveries?status=failed").await;
     assert_eq!(failed.body["deliveries"][0]["id"], id.as_str());
 }
@@ -230,7 +250,10 @@ async fn throttling_answers_wait_the_throttle_floor_and_retry_after(backend: Bac
 
     let delivery = app.wait_until_final(&id).await;
     assert_eq!(delivery["status"], "success", "{delivery}");
-    assert_eq!(status_codes(&delivery), [json!(502), json!(429), json!(200)]);
+    assert_eq!(
+        status_codes(&delivery),
+        [json!(502), json!(429), json!(200)]
+    );
     let waited = gaps(&receiver.wait_for(3).await);
     // A 502 is a throttle: at least WEBHOOK_THROTTLE_DELAY (300 ms), not the 100 ms
     // backoff. `Retry-After: 1` asks for a second (a millisecond of clock rounding allowed).
@@ -252,7 +275,10 @@ async fn a_redirect_is_a_failure_and_is_never_followed(backend: Backend) {
 
     let delivery = app.wait_until_final(&id).await;
     assert_eq!(delivery["status"], "success", "{delivery}");
-    assert_eq!(status_codes(&delivery), [json!(302), json!(307), json!(200)]);
+    assert_eq!(
+        status_codes(&delivery),
+        [json!(302), json!(307), json!(200)]
+    );
     assert_eq!(receiver.requests().len(), 3);
     assert!(elsewhere.requests().is_empty(), "a redirect was followed");
 }

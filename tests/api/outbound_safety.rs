@@ -30,9 +30,12 @@ async fn private_and_loopback_targets_are_refused_unless_allowed(backend: Backen
     assert!(message.contains("https"), "{message}");
     let listed = app.get("/api/v1/subscriptions").await;
     assert_eq!(listed.body["count"], 0, "nothing stored");
-    app.post("/api/v1/test", json!({"url": format!("http://127.0.0.1:{port}/")}))
-        .await
-        .error(StatusCode::BAD_REQUEST, "invalid_request");
+    app.post(
+        "/api/v1/test",
+        json!({"url": format!("http://127.0.0.1:{port}/")}),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid_request");
 
     // These pass the form check (a name's address is only known when connecting, and may
     // change), and every attempt is refused before connecting.
@@ -53,7 +56,12 @@ async fn private_and_loopback_targets_are_refused_unless_allowed(backend: Backen
         if created.status == StatusCode::BAD_REQUEST {
             continue; // refused at creation already: as good
         }
-        assert_eq!(created.status, StatusCode::CREATED, "{url}: {}", created.body);
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{url}: {}",
+            created.body
+        );
         let id = app.publish_one(&format!("probe.n{n}"), json!({})).await;
         let delivery = app.wait_until_final(&id).await;
         assert_eq!(delivery["status"], "failed", "{url}: {delivery}");

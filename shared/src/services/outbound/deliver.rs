@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::retry_policy;
 use crate::domain::outbound::{
     classify, decide, parse_retry_after, signature_headers, truncate_body, Attempt, Decision,
-    Delivery, DeliveryStatus, Subscription, MAX_RESPONSE_BODY_BYTES,
+    Delivery, DeliveryStatus, Event, Subscription, MAX_RESPONSE_BODY_BYTES,
 };
 use crate::ports::http_client::TransportError;
 use crate::ports::queue::{QueueMessage, Received};
@@ -60,13 +60,18 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
     if !subscription.active {
         return settle_without_sending(state, delivery, "the subscription is disabled").await;
     }
+    let Some(event) = state.outbound.get_event(&delivery.event_id).await? else {
+        return settle_without_sending(state, delivery, "the event is gone").await;
+    };
     let limit = subscription
         .rate_limit
         .unwrap_or(state.config.outbound.default_rate_limit);
     if limit > 0 {
+        // Stamped with the time of the reservation itself, right before sending: an
+        // earlier reading would let two sends come closer than the limit allows.
         let wait = state
             .outbound
-            .reserve_rate_slot(&subscription.id, limit, now)
+            .reserve_rate_slot(&subscription.id, limit, state.clock.now())
             .await?;
         if !wait.is_zero() {
             // Over the limit: later, never dropped, and no attempt is spent on it. The jitter
@@ -75,7 +80,7 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
             return Ok(Disposition::RetryIn((wait + spread).min(MAX_HOLD)));
         }
     }
-    attempt(state, &mut delivery, subscription).await
+    attempt(state, &mut delivery, subscription, event).await
 }
 
 /// Sends once, records the attempt and decides what comes next.
@@ -83,10 +88,8 @@ async fn attempt(
     state: &AppState,
     delivery: &mut Delivery,
     mut subscription: Subscription,
+    event: Event,
 ) -> ServiceResult<Disposition> {
-    let Some(event) = state.outbound.get_event(&delivery.event_id).await? else {
-        return settle_without_sending(state, delivery.clone(), "the event is gone").await;
-    };
     let config = &state.config.outbound;
     let sent_at = state.clock.now();
     let body = event.payload();

@@ -12,13 +12,33 @@ use rand::RngCore;
 use secrecy::SecretString;
 
 use crate::config::OutboundConfig;
-use crate::domain::outbound::{generate_secret, RetryPolicy};
+use crate::domain::outbound::{generate_secret, is_forbidden_address, RetryPolicy, TargetUrl};
+use crate::domain::DomainError;
 
 /// A new signing secret: `whsec_` and 32 random bytes.
 pub(crate) fn new_signing_secret() -> SecretString {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     generate_secret(&bytes)
+}
+
+/// A subscriber URL under the outbound policy: `https://` and, for an IP literal, a public
+/// address (names are checked on every connection, when they are resolved).
+pub(crate) fn target_url(config: &OutboundConfig, value: &str) -> Result<TargetUrl, DomainError> {
+    let url = TargetUrl::parse(value, config.allow_private_targets)?;
+    let ip = url
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok();
+    if !config.allow_private_targets && ip.is_some_and(is_forbidden_address) {
+        return Err(DomainError::new(
+            "url",
+            "is a private, loopback or link-local address",
+        ));
+    }
+    Ok(url)
 }
 
 /// The retry policy the configuration describes.

@@ -81,9 +81,8 @@ pub async fn publish(
     }
 }
 
-/// Answers a repeated publish with what the first one did, and re-enqueues its deliveries
-/// that never got an attempt: if the first publish failed after storing (the client then
-/// retries with the same key), this is what gets them sent.
+/// Answers a repeated publish with what the first one did, sending nothing again: the
+/// first publish's deliveries are already on their way (or in flight right now).
 async fn first_publication(
     state: &AppState,
     event_id: EventId,
@@ -94,16 +93,11 @@ async fn first_publication(
             ServiceError::BadRequest("the idempotency key's event is gone".into())
         })?;
     let mut deliveries = Vec::with_capacity(delivery_ids.len());
-    let mut unsent = Vec::new();
     for id in delivery_ids {
         if let Some(delivery) = state.outbound.get_delivery(&id).await? {
-            if delivery.status == DeliveryStatus::Pending && delivery.attempts.is_empty() {
-                unsent.push(delivery.id.clone());
-            }
             deliveries.push((delivery.id, delivery.subscription_id));
         }
     }
-    enqueue(state, unsent.iter()).await?;
     Ok(Published {
         event,
         deliveries,

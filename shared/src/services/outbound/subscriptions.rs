@@ -89,7 +89,7 @@ fn rate_limit(value: Option<u32>) -> Result<Option<u32>, DomainError> {
 }
 
 fn url(state: &AppState, value: &str) -> Result<TargetUrl, DomainError> {
-    TargetUrl::parse(value, state.config.outbound.allow_private_targets)
+    super::target_url(&state.config.outbound, value)
 }
 
 /// Creates a subscription; the new secret is returned this once.

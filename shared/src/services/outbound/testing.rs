@@ -99,7 +99,7 @@ async fn send(
 
 /// Sends a test event to any URL (outbound address policy applies).
 pub async fn test_url(state: &AppState, input: TestUrl) -> ServiceResult<TestResult> {
-    let url = TargetUrl::parse(&input.url, state.config.outbound.allow_private_targets)?;
+    let url = super::target_url(&state.config.outbound, &input.url)?;
     let event = test_event(input.event_type.as_deref(), state.clock.now())?;
     let secret = input.secret.map(SecretString::from);
     let secrets: Vec<&SecretString> = secret.iter().collect();
