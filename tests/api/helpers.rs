@@ -235,24 +235,26 @@ pub async fn moto_sdk(endpoint: &str) -> SdkConfig {
         .await
 }
 
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+fn string_attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .unwrap()
+}
+
 /// Creates an inbox table shaped exactly like template.yaml's (scripts/validate_template.py
 /// pins the template to these names).
 pub async fn create_inbox_table(sdk: &SdkConfig, table: &str) {
     let client = aws_sdk_dynamodb::Client::new(sdk);
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let string_attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
     let index = |name: &str, hash: &str| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
@@ -532,20 +534,6 @@ pub async fn create_outbound_table(sdk: &SdkConfig, table: &str) {
         INDEX_BY_STATUS, INDEX_BY_SUBSCRIPTION, INDEX_BY_SUBSCRIPTION_STATUS, INDEX_NEWEST,
     };
     let client = aws_sdk_dynamodb::Client::new(sdk);
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let string_attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
     let indexes = [
         (INDEX_NEWEST, "dlv_list"),
         (INDEX_BY_SUBSCRIPTION, "dlv_sub"),
