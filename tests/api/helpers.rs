@@ -235,6 +235,39 @@ pub async fn moto_sdk(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// Turns on TTL on `expires_at`, as template.yaml does for both tables.
+async fn enable_ttl(client: &aws_sdk_dynamodb::Client, table: &str) {
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enabling TTL in moto");
+}
+
+/// Runs a Python oracle script to completion within the deadline; asserts it succeeded and
+/// returns everything it printed.
+pub async fn run_oracle(mut command: Command) -> String {
+    let output = tokio::time::timeout(DEADLINE, command.kill_on_drop(true).output())
+        .await
+        .expect("the oracle did not finish in time")
+        .expect("running the oracle");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{}\n{report}", output.status);
+    report
+}
+
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()
         .attribute_name(name)
@@ -283,19 +316,7 @@ pub async fn create_inbox_table(sdk: &SdkConfig, table: &str) {
         .send()
         .await
         .expect("creating the inbox table in moto");
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("enabling TTL in moto");
+    enable_ttl(&client, table).await;
 }
 
 /// Fresh AWS resources for one test, and the configuration that points at them.
@@ -570,19 +591,7 @@ pub async fn create_outbound_table(sdk: &SdkConfig, table: &str) {
         .send()
         .await
         .expect("creating the outbound table in moto");
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("enabling TTL in moto");
+    enable_ttl(&client, table).await;
 }
 
 /// A fresh delivery queue and its dead-letter queue, redriving after `max_receive_count`

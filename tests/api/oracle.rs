@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::helpers::{behaviour, spawn_app_with, unique, Backend, Options, DEADLINE};
+use crate::helpers::{behaviour, run_oracle, spawn_app_with, unique, Backend, Options};
 
 behaviour!(provider_sdks_signatures_are_accepted_and_tampered_bodies_refused);
 
@@ -67,24 +67,12 @@ async fn provider_sdks_signatures_are_accepted_and_tampered_bodies_refused(backe
     let out_dir = tempfile::tempdir().expect("temp dir");
     let accepted_path = out_dir.path().join("accepted.json");
 
-    let output = tokio::time::timeout(
-        DEADLINE,
-        Command::new(&python)
-            .arg(SCRIPT)
-            .args(["--base", &app.base, "--agent-prefix", &prefix, "--accepted"])
-            .arg(&accepted_path)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the oracle script did not finish in time")
-    .expect("running the oracle script");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{}\n{report}", output.status);
+    let mut command = Command::new(&python);
+    command
+        .arg(SCRIPT)
+        .args(["--base", &app.base, "--agent-prefix", &prefix, "--accepted"])
+        .arg(&accepted_path);
+    let report = run_oracle(command).await;
 
     // Exactly the accepted requests were stored, payloads intact.
     let accepted: Vec<Value> = serde_json::from_slice(

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::helpers::{behaviour, spawn_app_with, Backend, DEADLINE};
+use crate::helpers::{behaviour, run_oracle, spawn_app_with, Backend};
 use crate::outbound_support::{assert_signed, outbound_options};
 use crate::receiver::{Answer, Captured, Receiver};
 
@@ -117,23 +117,9 @@ async fn captured_deliveries_verify_with_standardwebhooks_and_the_briefs_verify_
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("captured.json");
     std::fs::write(&path, json!({ "deliveries": cases }).to_string()).unwrap();
-    let output = tokio::time::timeout(
-        DEADLINE,
-        Command::new(&python)
-            .arg(SCRIPT)
-            .arg(&path)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the oracle did not finish in time")
-    .expect("running the oracle");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{}\n{report}", output.status);
+    let mut command = Command::new(&python);
+    command.arg(SCRIPT).arg(&path);
+    let report = run_oracle(command).await;
     assert!(
         report.contains(&format!("outbound oracle: {} deliveries", cases.len())),
         "{report}"
