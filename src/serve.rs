@@ -12,6 +12,7 @@ use nexus_shared::http::local_router;
 use nexus_shared::ports::clock::SystemClock;
 use nexus_shared::ports::DeliveryQueue;
 use nexus_shared::services::outbound::deliver::deliver_received;
+use nexus_shared::services::outbound::deliveries::requeue_stranded;
 use nexus_shared::services::AppState;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -25,6 +26,8 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 /// the SQS redrive policy does on AWS: a safety net for messages that keep failing to be
 /// processed at all (each retry and each rate-limit delay is a receive).
 const MAX_RECEIVE_COUNT: u32 = 100;
+/// How often `nexus serve` looks for deliveries stored but never queued.
+const STRANDED_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs the local gateway until SIGINT or SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
@@ -82,6 +85,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         metrics: prometheus.clone(),
     };
     tokio::spawn(delivery_loop(state.clone(), queue));
+    tokio::spawn(stranded_loop(state.clone()));
     axum::serve(listener, local_router(state, prometheus))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -105,6 +109,23 @@ async fn purge_loop(store: Arc<SqliteStore>, outbound: Arc<SqliteOutbound>, wind
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "purged old idempotency keys"),
             Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+        }
+    }
+}
+
+/// Re-enqueues deliveries a failed publish stored but never queued. Twice the visibility
+/// timeout is longer than any queued message takes to be picked up.
+async fn stranded_loop(state: AppState) {
+    let older_than = state.config.outbound.visibility_timeout() * 2;
+    let mut interval = tokio::time::interval(STRANDED_INTERVAL);
+    loop {
+        interval.tick().await;
+        match requeue_stranded(&state, older_than).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::warn!(count, "re-enqueued deliveries that never reached the queue")
+            }
+            Err(error) => tracing::warn!(%error, "looking for stranded deliveries failed"),
         }
     }
 }

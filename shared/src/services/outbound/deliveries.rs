@@ -124,3 +124,43 @@ pub async fn gauges(state: &AppState) -> ServiceResult<(BTreeMap<String, u64>, u
     }
     Ok((active, state.queue.approximate_size().await?))
 }
+
+/// Re-enqueues deliveries a publish stored but never got onto the queue (it failed between
+/// the two, and a repeat with the same idempotency key sends nothing again): pending, never
+/// attempted, and created more than `older_than` ago, which must exceed the time a queued
+/// message can take to be picked up. A delivery that is merely waiting for a rate-limit slot
+/// may get a second message; the first one to send settles it, and the other then finds it
+/// settled and stops. Returns how many were re-enqueued.
+pub async fn requeue_stranded(
+    state: &AppState,
+    older_than: std::time::Duration,
+) -> ServiceResult<usize> {
+    let cutoff = state.clock.now() - older_than;
+    let mut requeued = 0;
+    let mut after = None;
+    loop {
+        let query = DeliveryQuery {
+            status: Some(DeliveryStatus::Pending),
+            after,
+            limit: MAX_PAGE,
+            ..DeliveryQuery::default()
+        };
+        let page = state.outbound.list_deliveries(&query).await?;
+        let stranded: Vec<&OutboundDeliveryId> = page
+            .deliveries
+            .iter()
+            .filter(|d| d.attempts.is_empty() && !d.manual && d.created_at <= cutoff)
+            .map(|d| &d.id)
+            .collect();
+        requeued += stranded.len();
+        enqueue(state, stranded.into_iter()).await?;
+        match (page.more, page.deliveries.last()) {
+            (true, Some(last)) => after = Some(last.id.clone()),
+            _ => return Ok(requeued),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "embedded"))]
+#[path = "deliveries_tests.rs"]
+mod tests;
