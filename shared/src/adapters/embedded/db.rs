@@ -53,6 +53,18 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Runs a point lookup (rows by key, microseconds of work) on a reader connection right
+    /// here: cheaper than handing it to the blocking pool and back, which on a busy
+    /// delivery path costs more than the lookup.
+    pub(super) fn read_point<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.readers.with(work)
+    }
+}
+
 pub(super) fn db_error(error: rusqlite::Error) -> StoreError {
     StoreError::unavailable(error)
 }

@@ -77,17 +77,15 @@ impl OutboundStore for SqliteOutbound {
 
     async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
         let id = id.as_str().to_owned();
-        self.db
-            .read(move |conn| {
-                let doc: Option<String> = conn
-                    .prepare_cached("SELECT doc FROM subscriptions WHERE id = ?1")
-                    .map_err(db_error)?
-                    .query_row([id], |row| row.get(0))
-                    .optional()
-                    .map_err(db_error)?;
-                doc.as_deref().map(subscription_from_doc).transpose()
-            })
-            .await
+        self.db.read_point(move |conn| {
+            let doc: Option<String> = conn
+                .prepare_cached("SELECT doc FROM subscriptions WHERE id = ?1")
+                .map_err(db_error)?
+                .query_row([id], |row| row.get(0))
+                .optional()
+                .map_err(db_error)?;
+            doc.as_deref().map(subscription_from_doc).transpose()
+        })
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
@@ -139,20 +137,16 @@ impl OutboundStore for SqliteOutbound {
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
         let id = id.as_str().to_owned();
-        self.db
-            .read(move |conn| {
-                Ok(query_docs(conn, "SELECT doc FROM events WHERE id = ?1", [id])?.pop())
-            })
-            .await
+        self.db.read_point(move |conn| {
+            Ok(query_docs(conn, "SELECT doc FROM events WHERE id = ?1", [id])?.pop())
+        })
     }
 
     async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>> {
         let id = id.as_str().to_owned();
-        self.db
-            .read(move |conn| {
-                Ok(query_docs(conn, "SELECT doc FROM deliveries WHERE id = ?1", [id])?.pop())
-            })
-            .await
+        self.db.read_point(move |conn| {
+            Ok(query_docs(conn, "SELECT doc FROM deliveries WHERE id = ?1", [id])?.pop())
+        })
     }
 
     async fn save_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
