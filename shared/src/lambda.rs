@@ -8,6 +8,7 @@ use tracing::Instrument;
 use crate::ports::queue::{QueueMessage, Received};
 use crate::services::outbound::deliver::{deliver_one, Disposition};
 use crate::services::AppState;
+use crate::telemetry::error_chain;
 
 /// Delivers every message of the batch concurrently, one span each, and settles it:
 /// - delivered, or nothing left to do: success (Lambda deletes it);
@@ -95,16 +96,4 @@ async fn settle(state: &AppState, record: SqsMessage) -> Settled {
         tracing::error!(error = %error_chain(&error), "settling a queue message failed");
         Settled::Failed
     })
-}
-
-/// An error and its sources, for one log field.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -25,3 +25,16 @@ pub fn init_local() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// An error and its sources on one line (`outer: inner: root`), for one log field: the
+/// outermost message alone rarely says *why*.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use nexus_shared::telemetry::error_chain;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -120,7 +121,7 @@ impl Gateway {
     ) -> Result<T, GatewayError> {
         let unreachable = |e: reqwest::Error| GatewayError::Unreachable {
             url: url.clone(),
-            cause: causes(&e.without_url()),
+            cause: error_chain(&e.without_url()),
         };
         let response = request
             .bearer_auth(self.key.expose_secret())
@@ -170,16 +171,4 @@ fn error_message(body: &[u8]) -> String {
         Ok(envelope) => envelope.error.message,
         Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
     }
-}
-
-/// An error and its sources on one line: reqwest's own message alone rarely says *why*.
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::helpers::{behaviour, run_oracle, spawn_app_with, unique, Backend, Options};
+use crate::helpers::{
+    behaviour, run_oracle, spawn_app_with, test_python, unique, Backend, Options,
+};
 
 behaviour!(provider_sdks_signatures_are_accepted_and_tampered_bodies_refused);
 
@@ -39,22 +41,8 @@ fn verifier_configs() -> [(&'static str, Value); 4] {
     ]
 }
 
-/// The venv's python (set by `scripts/test.sh`), or `None` (after saying so) when absent.
-fn test_python() -> Option<String> {
-    match std::env::var("NEXUS_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ if std::env::var("NEXUS_REQUIRE_AWS_TESTS").as_deref() == Ok("1") => {
-            panic!("NEXUS_REQUIRE_AWS_TESTS=1 but NEXUS_TEST_PYTHON is not set")
-        }
-        _ => {
-            eprintln!("skipping the provider SDK oracle: run scripts/test.sh for its Python SDKs");
-            None
-        }
-    }
-}
-
 async fn provider_sdks_signatures_are_accepted_and_tampered_bodies_refused(backend: Backend) {
-    let Some(python) = test_python() else {
+    let Some(python) = test_python("the Python oracle") else {
         return;
     };
     let prefix = unique("oracle").replace('-', "_");

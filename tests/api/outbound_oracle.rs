@@ -8,28 +8,13 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::process::Command;
 
-use crate::helpers::{behaviour, run_oracle, spawn_app_with, Backend};
+use crate::helpers::{behaviour, run_oracle, spawn_app_with, test_python, Backend};
 use crate::outbound_support::{assert_signed, outbound_options};
 use crate::receiver::{Answer, Captured, Receiver};
 
 behaviour!(captured_deliveries_verify_with_standardwebhooks_and_the_briefs_verify_webhook);
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/outbound_oracle.py");
-
-/// The venv's python, or `None` (after saying so) when absent; required under
-/// `scripts/test.sh`, as for the inbound oracle.
-fn test_python() -> Option<String> {
-    match std::env::var("NEXUS_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ if std::env::var("NEXUS_REQUIRE_AWS_TESTS").as_deref() == Ok("1") => {
-            panic!("NEXUS_REQUIRE_AWS_TESTS=1 but NEXUS_TEST_PYTHON is not set")
-        }
-        _ => {
-            eprintln!("skipping the outbound oracle: run scripts/test.sh for its Python tools");
-            None
-        }
-    }
-}
 
 /// One captured delivery as the oracle reads it.
 fn case(name: &str, request: &Captured, nexus_secret: &str, standard: &[&str]) -> Value {
@@ -50,7 +35,7 @@ fn case(name: &str, request: &Captured, nexus_secret: &str, standard: &[&str]) -
 async fn captured_deliveries_verify_with_standardwebhooks_and_the_briefs_verify_webhook(
     backend: Backend,
 ) {
-    let Some(python) = test_python() else {
+    let Some(python) = test_python("the Python oracle") else {
         return;
     };
     let app = spawn_app_with(backend, outbound_options()).await;

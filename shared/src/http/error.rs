@@ -55,7 +55,7 @@ impl IntoResponse for ApiError {
         let message = if status.is_server_error() && code == "internal" {
             // Infrastructure failures are logged with their cause chain and answered
             // opaquely: the client cannot act on them and they may name internals.
-            tracing::error!(error = %ErrorChain(&self), "request failed");
+            tracing::error!(error = %crate::telemetry::error_chain(&self), "request failed");
             "internal error; nothing was changed, retry later".to_owned()
         } else {
             if status.is_server_error() {
@@ -65,21 +65,6 @@ impl IntoResponse for ApiError {
         };
         let body = Json(json!({ "error": { "code": code, "message": message } }));
         (status, body).into_response()
-    }
-}
-
-/// Displays an error with all its sources, for logs.
-struct ErrorChain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
     }
 }
 

@@ -223,6 +223,21 @@ pub async fn start_server(mut command: Command) -> (Child, String) {
     (child, base)
 }
 
+/// The venv's python (`scripts/test.sh` sets it, with the tools the oracles use), or `None`
+/// (after saying so) when absent; under `NEXUS_REQUIRE_AWS_TESTS=1` its absence fails.
+pub fn test_python(what: &str) -> Option<String> {
+    match std::env::var("NEXUS_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ if std::env::var("NEXUS_REQUIRE_AWS_TESTS").as_deref() == Ok("1") => {
+            panic!("NEXUS_REQUIRE_AWS_TESTS=1 but NEXUS_TEST_PYTHON is not set")
+        }
+        _ => {
+            eprintln!("skipping {what}: run scripts/test.sh for its Python tools");
+            None
+        }
+    }
+}
+
 /// Runs a Python oracle script to completion within the deadline; asserts it succeeded and
 /// returns everything it printed.
 pub async fn run_oracle(mut command: Command) -> String {
