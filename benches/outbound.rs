@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench outbound
 //! NEXUS_BENCH_DELIVERIES=20000 NEXUS_BENCH_SECONDS=5 cargo bench --bench outbound
+//! NEXUS_BENCH_BINARY=path/to/nexus cargo bench --bench outbound    # another build
 //! ```
 //!
 //! The receiver (a bare axum handler answering 200, in its own process) notes when each
@@ -23,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
-use report::Row;
+use report::{CpuMeter, Row};
 
 #[path = "outbound/receiver.rs"]
 mod receiver;
@@ -67,6 +68,8 @@ struct Bench {
     client: reqwest::Client,
     nexus: String,
     receiver: String,
+    /// Process ids of nexus and of the receiver, for their CPU time.
+    pids: (u32, u32),
 }
 
 impl Bench {
@@ -174,7 +177,9 @@ impl Bench {
         };
         run(duration / 5).await; // warm-up
         self.take_log().await;
+        let cpu = CpuMeter::start(std::process::id(), self.pids.1);
         let (errors, elapsed) = run(duration).await;
+        let cpu = cpu.stop();
         let (latencies_us, _) = self.take_log().await;
         Row::new(
             "receiver directly (ceiling)",
@@ -182,6 +187,7 @@ impl Bench {
             latencies_us,
             elapsed,
             errors,
+            cpu,
         )
     }
 
@@ -216,7 +222,9 @@ impl Bench {
             )
         };
         run((events / 10).max(1)).await; // warm-up
+        let cpu = CpuMeter::start(self.pids.0, self.pids.1);
         let (latencies_us, elapsed, errors) = run(events).await;
+        let cpu = cpu.stop();
         let name = format!("nexus, {subscriptions} subscription(s), max");
         Row::new(
             &name,
@@ -224,6 +232,7 @@ impl Bench {
             latencies_us,
             elapsed,
             errors,
+            cpu,
         )
     }
 
@@ -238,6 +247,7 @@ impl Bench {
         let events_per_second = deliveries_per_second / subscriptions as f64;
         let in_flight = Arc::new(Semaphore::new(1024));
         let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cpu = CpuMeter::start(self.pids.0, self.pids.1);
         let started = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_millis(1));
         let mut sent = 0usize;
@@ -262,6 +272,7 @@ impl Bench {
         let _ = in_flight.acquire_many(1024).await;
         let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
         let (latencies_us, last_us) = self.drain((sent - errors) * subscriptions).await;
+        let cpu = cpu.stop();
         let start_us = now_us() - started.elapsed().as_micros() as u64;
         let elapsed = Duration::from_micros(last_us.saturating_sub(start_us));
         let name = format!("nexus, {subscriptions} subscription(s), paced");
@@ -271,6 +282,7 @@ impl Bench {
             latencies_us,
             elapsed,
             errors,
+            cpu,
         )
     }
 
@@ -279,6 +291,7 @@ impl Bench {
             client: self.client.clone(),
             nexus: self.nexus.clone(),
             receiver: self.receiver.clone(),
+            pids: self.pids,
         }
     }
 }
@@ -293,14 +306,18 @@ async fn main() {
     let seconds = env_or("NEXUS_BENCH_SECONDS", 5u64);
     let duration = Duration::from_secs(seconds);
 
-    let (_receiver, receiver_url) = start({
+    let (receiver_process, receiver_url) = start({
         let mut command = Command::new(std::env::current_exe().unwrap());
         command.arg("--receiver");
         command
     })
     .await;
     let data_dir = tempfile::tempdir().unwrap();
-    let mut nexus = Command::new(env!("CARGO_BIN_EXE_nexus"));
+    // NEXUS_BENCH_BINARY: another build of nexus to run, e.g. one with frame pointers for
+    // a profiler.
+    let binary = std::env::var("NEXUS_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_nexus").to_owned());
+    let mut nexus = Command::new(binary);
     nexus
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path())
@@ -308,7 +325,11 @@ async fn main() {
         .env("NEXUS_ALLOW_PRIVATE_TARGETS", "true")
         .env("NEXUS_DELIVERY_CONCURRENCY", CONCURRENCY.to_string())
         .env("RUST_LOG", "warn");
-    let (_nexus, nexus_url) = start(nexus).await;
+    let (nexus_process, nexus_url) = start(nexus).await;
+    let pids = (
+        nexus_process.id().expect("nexus is running"),
+        receiver_process.id().expect("the receiver is running"),
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()
@@ -317,6 +338,7 @@ async fn main() {
         client,
         nexus: nexus_url,
         receiver: receiver_url,
+        pids,
     };
 
     let ceiling = bench.ceiling(duration).await;
@@ -346,8 +368,10 @@ async fn main() {
     );
     println!("latency: publish request sent -> request arrived at the receiver (ceiling: client send -> arrival)");
     println!();
-    println!("| scenario                           | offered        | delivered | deliveries/s | p50 ms   | p99 ms   | errors |");
-    println!("|------------------------------------|---------------:|----------:|-------------:|---------:|---------:|-------:|");
+    println!("CPU: microseconds of CPU time per delivery, of the sender (nexus; for the ceiling, the bench's client) and of the receiver");
+    println!();
+    println!("| scenario                           | offered        | delivered | deliveries/s | p50 ms   | p99 ms   | errors | sender µs | receiver µs |");
+    println!("|------------------------------------|---------------:|----------:|-------------:|---------:|---------:|-------:|----------:|------------:|");
     ceiling.print();
     for row in &rows {
         row.print();

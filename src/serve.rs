@@ -28,6 +28,8 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 const MAX_RECEIVE_COUNT: u32 = 100;
 /// How often `nexus serve` looks for deliveries stored but never queued.
 const STRANDED_INTERVAL: Duration = Duration::from_secs(60);
+/// Deliveries worked on per request slot (`NEXUS_DELIVERY_CONCURRENCY`).
+const DELIVERIES_PER_SLOT: usize = 4;
 
 /// Runs the local gateway until SIGINT or SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
@@ -43,10 +45,16 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         SqliteOutbound::open(&outbound_path)
             .with_context(|| format!("opening {}", outbound_path.display()))?,
     );
-    let queue_path = config.data_dir.join("queue.db");
+    // The delivery queue lives in the outbound database: one writer, one fsync per commit.
     let queue = Arc::new(
-        SqliteQueue::open(&queue_path, MAX_RECEIVE_COUNT, clock.clone())
-            .with_context(|| format!("opening {}", queue_path.display()))?,
+        SqliteQueue::open(&outbound, MAX_RECEIVE_COUNT, clock.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the delivery queue from {}",
+                    outbound_path.display()
+                )
+            })?,
     );
 
     let key = api_key::load_or_generate(config.api_key.as_ref(), &config.data_dir)?;
@@ -78,14 +86,17 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store,
         secrets: Arc::new(EnvSecrets::from_process_env()),
         clock,
-        http: Arc::new(ReqwestClient::new(config.outbound.allow_private_targets)),
+        http: Arc::new(ReqwestClient::new(
+            config.outbound.allow_private_targets,
+            config.outbound.concurrency,
+        )),
         config: Arc::new(config),
         outbound,
         queue: queue.clone(),
         metrics: prometheus.clone(),
     };
-    tokio::spawn(delivery_loop(state.clone(), queue));
-    tokio::spawn(stranded_loop(state.clone()));
+    tokio::spawn(delivery_loop(state.clone(), queue.clone()));
+    tokio::spawn(stranded_loop(state.clone(), queue));
     axum::serve(listener, local_router(state, prometheus))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -113,14 +124,15 @@ async fn purge_loop(store: Arc<SqliteStore>, outbound: Arc<SqliteOutbound>, wind
     }
 }
 
-/// Re-enqueues deliveries a failed publish stored but never queued. Twice the visibility
-/// timeout is longer than any queued message takes to be picked up.
-async fn stranded_loop(state: AppState) {
-    let older_than = state.config.outbound.visibility_timeout() * 2;
+/// Re-enqueues deliveries a failed publish stored but never queued. A publish enqueues
+/// right after its commit; a minute is far longer than that takes.
+async fn stranded_loop(state: AppState, queue: Arc<SqliteQueue>) {
     let mut interval = tokio::time::interval(STRANDED_INTERVAL);
     loop {
         interval.tick().await;
-        match requeue_stranded(&state, older_than).await {
+        let queued = queue.queued_deliveries();
+        let found = requeue_stranded(&state, STRANDED_INTERVAL, |id| queued.contains(id)).await;
+        match found {
             Ok(0) => {}
             Ok(count) => {
                 tracing::warn!(count, "re-enqueued deliveries that never reached the queue")
@@ -130,11 +142,15 @@ async fn stranded_loop(state: AppState) {
     }
 }
 
-/// The local queue consumer: keeps up to `NEXUS_DELIVERY_CONCURRENCY` deliveries in
-/// flight, each running the same `deliver_one` step the Lambda runs under SQS.
+/// The local queue consumer: works on up to [`DELIVERIES_PER_SLOT`] times
+/// `NEXUS_DELIVERY_CONCURRENCY` deliveries at once, each running the same `deliver_one`
+/// step the Lambda runs under SQS. The HTTP client holds the requests in flight to
+/// `NEXUS_DELIVERY_CONCURRENCY`; the extra deliveries are the ones reading their records
+/// or waiting for the commit of their outcome meanwhile, which would otherwise leave
+/// connections idle.
 async fn delivery_loop(state: AppState, queue: Arc<SqliteQueue>) {
     let outbound = &state.config.outbound;
-    let permits = Arc::new(Semaphore::new(outbound.concurrency));
+    let permits = Arc::new(Semaphore::new(outbound.concurrency * DELIVERIES_PER_SLOT));
     let visibility = outbound.visibility_timeout();
     loop {
         // Wait for a free slot before taking messages off the queue.

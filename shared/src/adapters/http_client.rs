@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::Semaphore;
 
 use crate::domain::outbound::is_forbidden_address;
 use crate::ports::http_client::{HttpClient, HttpResponse, TransportError};
@@ -37,14 +38,18 @@ impl Resolve for PolicyResolver {
 pub struct ReqwestClient {
     client: reqwest::Client,
     allow_private: bool,
+    /// One permit per request in flight: bounds the connections open to subscribers.
+    slots: Semaphore,
 }
 
 impl ReqwestClient {
     /// `allow_private` lifts the address policy (local development and tests only).
-    pub fn new(allow_private: bool) -> Self {
+    /// `max_in_flight` bounds the requests sent at once; a caller over it waits for a free
+    /// slot before its request (and its timeout) starts.
+    pub fn new(allow_private: bool, max_in_flight: usize) -> Self {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(max_in_flight)
             .connect_timeout(Duration::from_secs(10));
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(PolicyResolver));
@@ -52,6 +57,7 @@ impl ReqwestClient {
         Self {
             client: builder.build().expect("building the HTTP client"),
             allow_private,
+            slots: Semaphore::new(max_in_flight.max(1)),
         }
     }
 
@@ -90,6 +96,11 @@ impl HttpClient for ReqwestClient {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let attempt = async {
             let mut response = request.send().await?;
             let status = response.status().as_u16();

@@ -26,7 +26,7 @@ pub struct OutboundConfig {
     /// `NEXUS_ALLOW_PRIVATE_TARGETS`: allow `http://` and private, loopback and link-local
     /// targets (local development and tests only). Default false.
     pub allow_private_targets: bool,
-    /// `NEXUS_DELIVERY_CONCURRENCY`: deliveries in flight in `nexus serve`. Default 64.
+    /// `NEXUS_DELIVERY_CONCURRENCY`: requests to subscribers in flight at once. Default 64.
     pub concurrency: usize,
     /// `NEXUS_OUTBOUND_TABLE`: the DynamoDB table for subscriptions, events and deliveries.
     pub table: String,

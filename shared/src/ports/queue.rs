@@ -1,4 +1,4 @@
-//! The delivery queue: SQS on AWS, a SQLite table with the same semantics locally.
+//! The delivery queue: SQS on AWS, SQLite tables with the same semantics locally.
 
 use std::time::Duration;
 
@@ -46,6 +46,13 @@ pub struct Received {
 pub trait DeliveryQueue: Send + Sync {
     /// Enqueues, visible after `delay` (at most 15 minutes, as on SQS).
     async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError>;
+    /// Enqueues several messages, each visible after `delay`: as one commit locally, in
+    /// batches of ten on SQS. An error may leave some of them sent.
+    async fn send_batch(
+        &self,
+        messages: &[QueueMessage],
+        delay: Duration,
+    ) -> Result<(), QueueError>;
     /// Up to `max` visible messages, each hidden for `visibility`.
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, QueueError>;
     /// Makes a received message visible again after `delay` (at most 12 hours).

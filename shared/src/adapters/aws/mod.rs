@@ -70,7 +70,10 @@ pub fn app_state(sdk: &SdkConfig, config: Config) -> Result<AppState, ConfigErro
         clock: Arc::new(SystemClock),
         outbound: Arc::new(outbound),
         queue: Arc::new(queue),
-        http: Arc::new(ReqwestClient::new(config.outbound.allow_private_targets)),
+        http: Arc::new(ReqwestClient::new(
+            config.outbound.allow_private_targets,
+            config.outbound.concurrency,
+        )),
         metrics: Arc::new(EmbeddedMetricFormat),
         config: Arc::new(config),
     })

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 
 use crate::ports::queue::{DeliveryQueue, QueueError, QueueMessage, Received};
@@ -16,8 +18,8 @@ use crate::ports::queue::{DeliveryQueue, QueueError, QueueMessage, Received};
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
-/// SQS's most messages per receive.
-const MAX_RECEIVE: usize = 10;
+/// SQS's most messages per receive, and per batch send.
+const MAX_BATCH: usize = 10;
 
 pub struct SqsQueue {
     client: Client,
@@ -66,12 +68,46 @@ impl DeliveryQueue for SqsQueue {
         self.send_to(&self.queue_url, message, delay).await
     }
 
+    /// Batches of ten, sent concurrently: a publish to fifty subscriptions waits for one
+    /// round trip, not fifty.
+    async fn send_batch(
+        &self,
+        messages: &[QueueMessage],
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let delay = seconds(delay, MAX_DELAY);
+        let batches = messages.chunks(MAX_BATCH).map(|batch| async move {
+            let mut request = self.client.send_message_batch().queue_url(&self.queue_url);
+            for (index, message) in batch.iter().enumerate() {
+                let body = serde_json::to_string(message).map_err(QueueError::new)?;
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(body)
+                    .delay_seconds(delay)
+                    .build()
+                    .map_err(QueueError::new)?;
+                request = request.entries(entry);
+            }
+            let output = request.send().await.map_err(QueueError::new)?;
+            match output.failed().first() {
+                None => Ok(()),
+                Some(failure) => Err(QueueError::new(BatchFailure {
+                    failed: output.failed().len(),
+                    code: failure.code().to_owned(),
+                    message: failure.message().unwrap_or_default().to_owned(),
+                })),
+            }
+        });
+        futures::future::try_join_all(batches).await?;
+        Ok(())
+    }
+
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, QueueError> {
         let output = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(i32::try_from(max.clamp(1, MAX_RECEIVE)).unwrap_or(1))
+            .max_number_of_messages(i32::try_from(max.clamp(1, MAX_BATCH)).unwrap_or(1))
             .visibility_timeout(seconds(visibility, MAX_VISIBILITY))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
@@ -152,6 +188,15 @@ impl DeliveryQueue for SqsQueue {
             .filter_map(|name| attributes.get(name)?.parse::<u64>().ok())
             .sum())
     }
+}
+
+/// Entries of a batch send that SQS refused.
+#[derive(Debug, thiserror::Error)]
+#[error("SQS refused {failed} message(s) of a batch send: {code}: {message}")]
+struct BatchFailure {
+    failed: usize,
+    code: String,
+    message: String,
 }
 
 #[cfg(test)]

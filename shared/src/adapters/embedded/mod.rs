@@ -3,6 +3,7 @@
 mod db;
 mod env_secrets;
 mod outbound;
+mod outbound_cache;
 mod outbound_schema;
 mod outbound_sql;
 mod queue;

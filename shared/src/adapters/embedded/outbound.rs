@@ -1,16 +1,19 @@
-//! Subscriptions, published events and their deliveries on SQLite (`outbound.db`).
+//! Subscriptions, published events and their deliveries on SQLite (`outbound.db`, which
+//! also holds the local delivery queue: `queue.rs`).
 //!
 //! Writes go through the group-commit writer (`writer.rs`): a publish stores its event,
 //! every delivery and its idempotency key in one job, so they commit together or not at
 //! all, and a rate slot is checked and taken in one job, so two callers never take it both.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::db::{db_error, text_time, Database};
+use super::outbound_cache::{OutboundCache, Subscriptions};
 use super::outbound_schema::{
     subscription_doc, subscription_from_doc, DeliveryRow, EventRow, MIGRATIONS,
 };
@@ -27,15 +30,51 @@ use crate::ports::store::StoreResult;
 
 /// The SQLite outbound store. Cheap to share behind an `Arc`.
 pub struct SqliteOutbound {
-    db: Database,
+    /// Shared with the delivery queue kept in the same database (`queue.rs`).
+    db: Arc<Database>,
+    cache: OutboundCache,
 }
 
 impl SqliteOutbound {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         Ok(Self {
-            db: Database::open(path.as_ref(), &MIGRATIONS, "sqlite-outbound")?,
+            db: Arc::new(Database::open(
+                path.as_ref(),
+                &MIGRATIONS,
+                "sqlite-outbound",
+            )?),
+            cache: OutboundCache::default(),
         })
+    }
+
+    /// Every subscription, from memory once loaded.
+    async fn subscriptions(&self) -> StoreResult<Arc<Subscriptions>> {
+        match self.cache.subscriptions() {
+            Ok(subscriptions) => Ok(subscriptions),
+            Err(generation) => {
+                let list = self
+                    .db
+                    .read(|conn| {
+                        let mut statement = conn
+                            .prepare_cached("SELECT doc FROM subscriptions ORDER BY created_at, id")
+                            .map_err(db_error)?;
+                        let docs = statement
+                            .query_map([], |row| row.get::<_, String>(0))
+                            .map_err(db_error)?;
+                        docs.map(|doc| subscription_from_doc(&doc.map_err(db_error)?))
+                            .collect()
+                    })
+                    .await?;
+                Ok(self
+                    .cache
+                    .fill_subscriptions(generation, Subscriptions::new(list)))
+            }
+        }
+    }
+
+    pub(super) fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     /// Forgets idempotency keys stored before `before`; returns how many went. A publish
@@ -60,7 +99,8 @@ impl OutboundStore for SqliteOutbound {
         let id = subscription.id.as_str().to_owned();
         let created_at = text_time(subscription.created_at);
         let doc = subscription_doc(subscription)?;
-        self.db
+        let written = self
+            .db
             .write(move |tx| {
                 tx.prepare_cached(
                     "INSERT INTO subscriptions (id, created_at, doc) VALUES (?1, ?2, ?3)
@@ -72,47 +112,33 @@ impl OutboundStore for SqliteOutbound {
                 .map_err(db_error)?;
                 Ok(())
             })
-            .await
+            .await;
+        // Also after a failure: the commit's outcome may be unknown.
+        self.cache.subscriptions_changed();
+        written
     }
 
     async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
-        let id = id.as_str().to_owned();
-        self.db.read_point(move |conn| {
-            let doc: Option<String> = conn
-                .prepare_cached("SELECT doc FROM subscriptions WHERE id = ?1")
-                .map_err(db_error)?
-                .query_row([id], |row| row.get(0))
-                .optional()
-                .map_err(db_error)?;
-            doc.as_deref().map(subscription_from_doc).transpose()
-        })
+        Ok(self.subscriptions().await?.get(id).cloned())
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
-        self.db
-            .read(|conn| {
-                let mut statement = conn
-                    .prepare_cached("SELECT doc FROM subscriptions ORDER BY created_at, id")
-                    .map_err(db_error)?;
-                let docs = statement
-                    .query_map([], |row| row.get::<_, String>(0))
-                    .map_err(db_error)?;
-                docs.map(|doc| subscription_from_doc(&doc.map_err(db_error)?))
-                    .collect()
-            })
-            .await
+        Ok(self.subscriptions().await?.list.clone())
     }
 
     async fn delete_subscription(&self, id: &SubscriptionId) -> StoreResult<bool> {
         let id = id.as_str().to_owned();
-        self.db
+        let deleted = self
+            .db
             .write(move |tx| {
                 tx.execute("DELETE FROM rate_slots WHERE subscription_id = ?1", [&id])
                     .and_then(|_| tx.execute("DELETE FROM subscriptions WHERE id = ?1", [&id]))
                     .map(|deleted| deleted > 0)
                     .map_err(db_error)
             })
-            .await
+            .await;
+        self.cache.subscriptions_changed();
+        deleted
     }
 
     async fn publish(
@@ -123,34 +149,59 @@ impl OutboundStore for SqliteOutbound {
         now: DateTime<Utc>,
     ) -> StoreResult<PublishOutcome> {
         // Documents are serialized here, so the writer thread only writes.
-        let event = EventRow::new(event)?;
-        let deliveries = deliveries
+        let row = EventRow::new(event)?;
+        let rows = deliveries
             .iter()
             .map(DeliveryRow::new)
             .collect::<StoreResult<Vec<_>>>()?;
         let key = idempotency_key.map(str::to_owned);
         let now = text_time(now);
-        self.db
-            .write(move |tx| publish(tx, &event, &deliveries, key.as_deref(), &now))
-            .await
+        let outcome = self
+            .db
+            .write(move |tx| publish(tx, &row, &rows, key.as_deref(), &now))
+            .await?;
+        if outcome == PublishOutcome::Stored {
+            self.cache.events.insert(event.id.clone(), event.clone());
+            for delivery in deliveries {
+                self.cache
+                    .deliveries
+                    .insert(delivery.id.clone(), delivery.clone());
+            }
+        }
+        Ok(outcome)
     }
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
-        let id = id.as_str().to_owned();
-        self.db.read_point(move |conn| {
-            Ok(query_docs(conn, "SELECT doc FROM events WHERE id = ?1", [id])?.pop())
-        })
+        if let Some(event) = self.cache.events.get(id) {
+            return Ok(Some(event));
+        }
+        let event: Option<Event> = self.db.read_point(|conn| {
+            Ok(query_docs(conn, "SELECT doc FROM events WHERE id = ?1", [id.as_str()])?.pop())
+        })?;
+        if let Some(event) = &event {
+            self.cache.events.insert(id.clone(), event.clone());
+        }
+        Ok(event)
     }
 
     async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>> {
-        let id = id.as_str().to_owned();
-        self.db.read_point(move |conn| {
-            Ok(query_docs(conn, "SELECT doc FROM deliveries WHERE id = ?1", [id])?.pop())
+        if let Some(delivery) = self.cache.deliveries.get(id) {
+            return Ok(Some(delivery));
+        }
+        self.db.read_point(|conn| {
+            Ok(query_docs(
+                conn,
+                "SELECT doc FROM deliveries WHERE id = ?1",
+                [id.as_str()],
+            )?
+            .pop())
         })
     }
 
     async fn save_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
         let row = DeliveryRow::new(delivery)?;
+        // Dropped before the write: from now on, reads see the database.
+        self.cache.deliveries.remove(&delivery.id);
         self.db.write(move |tx| upsert_delivery(tx, &row)).await
     }
 

@@ -13,7 +13,9 @@ use crate::domain::outbound::{
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
 
-pub(super) const MIGRATIONS: [&str; 1] = [r#"
+pub(super) const MIGRATIONS: [&str; 2] = [OUTBOUND, super::queue_sql::SCHEMA];
+
+const OUTBOUND: &str = r#"
 CREATE TABLE subscriptions (
     id         TEXT NOT NULL PRIMARY KEY,
     created_at TEXT NOT NULL,
@@ -87,7 +89,7 @@ ON deliveries BEGIN
     SET count = count + 1, latency_ms = latency_ms + coalesce(NEW.success_latency_ms, 0)
     WHERE status = NEW.status;
 END;
-"#];
+"#;
 
 pub(super) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))

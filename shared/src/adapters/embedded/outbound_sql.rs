@@ -19,6 +19,9 @@ const UPSERT_DELIVERY: &str = "INSERT INTO deliveries \
      (id, subscription_id, event_id, status, success_latency_ms, doc) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
      success_latency_ms = excluded.success_latency_ms, doc = excluded.doc";
+/// Replaces a stored delivery: the common case of an upsert, without the insert attempt.
+const UPDATE_DELIVERY: &str = "UPDATE deliveries \
+     SET status = ?2, success_latency_ms = ?3, doc = ?4 WHERE id = ?1";
 
 /// Deliveries newest first, before a cursor, one statement per filter combination. Each
 /// names its index, so SQLite refuses to run it rather than fall back to a scan.
@@ -37,6 +40,18 @@ const NEWEST_OF_SUBSCRIPTION_WITH_STATUS: &str = "SELECT doc FROM deliveries \
 const AFTER_NEWEST: &str = "~";
 
 pub(super) fn upsert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
+    let updated = tx
+        .prepare_cached(UPDATE_DELIVERY)
+        .map_err(db_error)?
+        .execute(params![row.id, row.status, row.success_latency_ms, row.doc])
+        .map_err(db_error)?;
+    if updated == 0 {
+        insert_delivery(tx, row)?;
+    }
+    Ok(())
+}
+
+fn insert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
     tx.prepare_cached(UPSERT_DELIVERY)
         .map_err(db_error)?
         .execute(params![
@@ -96,7 +111,7 @@ pub(super) fn publish(
         ])
         .map_err(db_error)?;
     for delivery in deliveries {
-        upsert_delivery(tx, delivery)?;
+        insert_delivery(tx, delivery)?;
     }
     Ok(PublishOutcome::Stored)
 }

@@ -1,25 +1,34 @@
 //! The delivery queue on SQLite, with SQS's semantics: delays, visibility timeouts,
 //! receive counts and redrive to a dead-letter table after `max_receive_count` receives.
 //!
-//! Every change runs in the group-commit writer (`writer.rs`), one job at a time, so two
-//! receivers can never take the same message. A consumer parks in
-//! [`SqliteQueue::wait_for_work`], which a send wakes at once and which otherwise returns
-//! when the earliest hidden message becomes visible: no polling interval adds latency.
+//! Messages are durable: they are rows of the outbound database, so a send returns once
+//! its rows are committed by that database's group-commit writer, in the same fsync as the
+//! publishes and delivery records around it, and a delete or a dead-lettering returns once
+//! the removal is. Leases are not written: which messages are in flight, and until when,
+//! lives in an in-memory [`Schedule`] of every queued message by the time it is next
+//! visible. A receive is therefore a few map operations instead of a durable write. A crash
+//! loses only leases and receive counts since the last `retry_in`, which makes the held
+//! messages visible again at once: at-least-once, as on SQS.
+//!
+//! A consumer parks in [`SqliteQueue::wait_for_work`], which a send wakes at once and which
+//! otherwise returns when the earliest hidden message becomes visible: no polling interval
+//! adds latency.
 
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use tokio::sync::Notify;
 
 use super::db::{db_error, Database};
-use super::queue_sql::{
-    as_millis, millis, move_to_dead_letters, parse_handle, receive, time, Refused, MIGRATIONS,
-};
+use super::outbound::SqliteOutbound;
+use super::queue_sql::{as_millis, handle, load, millis, move_to_dead_letters, parse_handle, time};
+use super::queue_sql::{Loaded, Refused, Stored};
+use crate::domain::outbound::OutboundDeliveryId;
 use crate::ports::queue::{DeliveryQueue, QueueError, QueueMessage, Received};
 use crate::ports::store::StoreResult;
 use crate::ports::Clock;
@@ -45,31 +54,187 @@ pub struct DeadLetter {
 
 /// The SQLite delivery queue. Cheap to share behind an `Arc`.
 pub struct SqliteQueue {
-    db: Database,
+    db: Arc<Database>,
     clock: Arc<dyn Clock>,
     max_receive_count: u32,
+    schedule: Mutex<Schedule>,
     /// Woken on every send and `retry_in`.
     work: Notify,
     /// Consumers parked in `wait_for_work`, for tests to know a waiter is listening.
     parked: AtomicUsize,
 }
 
+/// A queued message as the schedule holds it.
+#[derive(Debug)]
+struct Entry {
+    message: QueueMessage,
+    /// Unix milliseconds from which it may be received (again).
+    visible_at: i64,
+    receive_count: u32,
+    /// Received and neither retried nor settled since; it is visible again at
+    /// `visible_at`, when its visibility timeout runs out.
+    in_flight: bool,
+}
+
+/// Every queued message, by id and by the time it is next visible.
+#[derive(Debug, Default)]
+struct Schedule {
+    messages: HashMap<i64, Entry>,
+    /// `(visible_at, id)` of every message, earliest first.
+    by_time: BTreeSet<(i64, i64)>,
+}
+
+impl Schedule {
+    fn insert(&mut self, id: i64, entry: Entry) {
+        self.by_time.insert((entry.visible_at, id));
+        if let Some(old) = self.messages.insert(id, entry) {
+            self.by_time.remove(&(old.visible_at, id));
+        }
+    }
+
+    fn remove(&mut self, id: i64) -> Option<Entry> {
+        let entry = self.messages.remove(&id)?;
+        self.by_time.remove(&(entry.visible_at, id));
+        Some(entry)
+    }
+
+    /// Moves message `id` to `visible_at`; returns its entry.
+    fn reschedule(&mut self, id: i64, visible_at: i64) -> Option<&mut Entry> {
+        let entry = self.messages.get_mut(&id)?;
+        self.by_time.remove(&(entry.visible_at, id));
+        self.by_time.insert((visible_at, id));
+        entry.visible_at = visible_at;
+        Some(entry)
+    }
+
+    /// The id of the earliest message visible at `now`.
+    fn first_visible(&self, now: i64) -> Option<i64> {
+        self.by_time
+            .first()
+            .filter(|(at, _)| *at <= now)
+            .map(|&(_, id)| id)
+    }
+}
+
 impl SqliteQueue {
-    /// Opens (creating and migrating if needed) the queue at `path`. A message received
-    /// more than `max_receive_count` times moves to the dead-letter table instead of being
-    /// handed out again, as SQS's redrive policy does.
-    pub fn open(
-        path: impl AsRef<Path>,
+    /// Opens the delivery queue kept in `outbound`'s database and loads its messages. A
+    /// message received more than `max_receive_count` times moves to the dead-letter table
+    /// instead of being handed out again, as SQS's redrive policy does.
+    pub async fn open(
+        outbound: &SqliteOutbound,
         max_receive_count: u32,
         clock: Arc<dyn Clock>,
     ) -> StoreResult<Self> {
+        let db = outbound.database();
+        let Loaded { stored, unreadable } = db.read(load).await?;
+        if !unreadable.is_empty() {
+            // No receive will ever understand them: set them aside at once.
+            tracing::warn!(
+                count = unreadable.len(),
+                "unreadable queue messages dead-lettered"
+            );
+            let now = clock.now().timestamp_millis();
+            db.write(move |tx| {
+                for &(id, count) in &unreadable {
+                    move_to_dead_letters(tx, id, count, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let mut schedule = Schedule::default();
+        for Stored {
+            id,
+            message,
+            visible_at,
+            receive_count,
+        } in stored
+        {
+            let entry = Entry {
+                message,
+                visible_at,
+                receive_count,
+                in_flight: false,
+            };
+            schedule.insert(id, entry);
+        }
         Ok(Self {
-            db: Database::open(path.as_ref(), &MIGRATIONS, "sqlite-queue")?,
+            db,
             clock,
             max_receive_count,
+            schedule: Mutex::new(schedule),
             work: Notify::new(),
             parked: AtomicUsize::new(0),
         })
+    }
+
+    /// Enqueues every message in one commit, each visible after `delay`.
+    pub async fn send_all(
+        &self,
+        messages: &[QueueMessage],
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        if delay > MAX_DELAY {
+            return Err(QueueError::new(Refused::Delay(delay)));
+        }
+        let bodies = messages
+            .iter()
+            .map(|message| {
+                // Ids and tags only: serializing to memory cannot fail.
+                let body =
+                    serde_json::to_string(message).expect("a queue message always serializes");
+                match body.len() {
+                    n if n > MAX_MESSAGE_BYTES => Err(QueueError::new(Refused::TooLarge(n))),
+                    _ => Ok(body),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = self.now();
+        let visible_at = now + as_millis(delay);
+        let ids = self
+            .db
+            .write(move |tx| {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO messages (body, sent_at, visible_at) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(db_error)?;
+                bodies
+                    .iter()
+                    .map(|body| {
+                        insert
+                            .insert(params![body, now, visible_at])
+                            .map_err(db_error)
+                    })
+                    .collect::<StoreResult<Vec<i64>>>()
+            })
+            .await
+            .map_err(QueueError::new)?;
+        {
+            let mut schedule = self.schedule();
+            for (id, message) in ids.into_iter().zip(messages) {
+                let entry = Entry {
+                    message: message.clone(),
+                    visible_at,
+                    receive_count: 0,
+                    in_flight: false,
+                };
+                schedule.insert(id, entry);
+            }
+        }
+        self.work.notify_waiters();
+        Ok(())
+    }
+
+    /// The deliveries a message is queued for (visible, delayed or in flight).
+    pub fn queued_deliveries(&self) -> HashSet<OutboundDeliveryId> {
+        self.schedule()
+            .messages
+            .values()
+            .map(|entry| match &entry.message {
+                QueueMessage::Deliver { delivery_id } => delivery_id.clone(),
+            })
+            .collect()
     }
 
     /// Waits until there may be work: returns at once when a message is visible, as soon
@@ -77,26 +242,14 @@ impl SqliteQueue {
     /// or after `max_wait`, whichever comes first. A consumer loop calls it between
     /// receives that came back empty.
     pub async fn wait_for_work(&self, max_wait: Duration) {
-        // Created before the table is read, so a send from here on is not missed.
+        // Created before the schedule is read, so a send from here on is not missed.
         let sent = self.work.notified();
-        let now = self.clock.now().timestamp_millis();
-        let earliest = self
-            .db
-            .read(|conn| {
-                conn.query_row("SELECT min(visible_at) FROM messages", [], |row| {
-                    row.get::<_, Option<i64>>(0)
-                })
-                .map_err(db_error)
-            })
-            .await;
+        let now = self.now();
+        let earliest = self.schedule().by_time.first().map(|&(at, _)| at);
         let wait = match earliest {
-            Ok(Some(at)) if at <= now => return,
-            Ok(Some(at)) => max_wait.min(millis(at - now)),
-            Ok(None) => max_wait,
-            Err(error) => {
-                tracing::warn!(error = %error, "could not read when the next message is due");
-                max_wait
-            }
+            Some(at) if at <= now => return,
+            Some(at) => max_wait.min(millis(at - now)),
+            None => max_wait,
         };
         let _parked = Parked::new(&self.parked);
         tokio::select! {
@@ -138,17 +291,41 @@ impl SqliteQueue {
             .map_err(QueueError::new)
     }
 
-    async fn write<T, F>(&self, mut work: F) -> Result<T, QueueError>
-    where
-        T: Send + 'static,
-        F: FnMut(&Connection, i64) -> StoreResult<T> + Send + 'static,
-    {
-        let clock = self.clock.clone();
-        // The time is read in the writer, when the job runs, not when it was queued.
-        self.db
-            .write(move |tx| work(tx, clock.now().timestamp_millis()))
-            .await
-            .map_err(QueueError::new)
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn schedule(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().expect("queue schedule lock poisoned")
+    }
+
+    /// Moves messages to the dead-letter table; if that fails, they stay queued.
+    async fn dead_letter_all(&self, moved: Vec<(i64, Entry)>) -> Result<(), QueueError> {
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let rows: Vec<(i64, u32)> = moved
+            .iter()
+            .map(|(id, entry)| (*id, entry.receive_count))
+            .collect();
+        let written = self
+            .db
+            .write(move |tx| {
+                for &(id, count) in &rows {
+                    move_to_dead_letters(tx, id, count, now)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = written {
+            let mut schedule = self.schedule();
+            for (id, entry) in moved {
+                schedule.insert(id, entry);
+            }
+            return Err(QueueError::new(error));
+        }
+        Ok(())
     }
 }
 
@@ -171,40 +348,59 @@ impl Drop for Parked<'_> {
 #[async_trait]
 impl DeliveryQueue for SqliteQueue {
     async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
-        if delay > MAX_DELAY {
-            return Err(QueueError::new(Refused::Delay(delay)));
-        }
-        // Ids and tags only: serializing to memory cannot fail.
-        let body = serde_json::to_string(message).expect("a queue message always serializes");
-        if body.len() > MAX_MESSAGE_BYTES {
-            return Err(QueueError::new(Refused::TooLarge(body.len())));
-        }
-        let delay = as_millis(delay);
-        self.write(move |tx, now| {
-            tx.prepare_cached(
-                "INSERT INTO messages (body, sent_at, visible_at) VALUES (?1, ?2, ?3)",
-            )
-            .map_err(db_error)?
-            .execute(params![body, now, now + delay])
-            .map_err(db_error)?;
-            Ok(())
-        })
-        .await?;
-        self.work.notify_waiters();
-        Ok(())
+        self.send_all(std::slice::from_ref(message), delay).await
+    }
+
+    async fn send_batch(
+        &self,
+        messages: &[QueueMessage],
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        self.send_all(messages, delay).await
     }
 
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, QueueError> {
         if visibility > MAX_VISIBILITY {
             return Err(QueueError::new(Refused::Visibility(visibility)));
         }
-        if max == 0 {
-            return Ok(Vec::new());
+        let now = self.now();
+        // At least a millisecond, so a message taken here is not visible again within
+        // this same receive.
+        let hidden_until = now + as_millis(visibility).max(1);
+        let mut received = Vec::new();
+        let mut redriven = Vec::new();
+        {
+            let mut schedule = self.schedule();
+            while received.len() < max {
+                let Some(id) = schedule.first_visible(now) else {
+                    break;
+                };
+                let count = schedule.messages[&id].receive_count;
+                if count >= self.max_receive_count {
+                    // Redrive, as SQS does: the receive that would exceed the limit moves it.
+                    tracing::warn!(
+                        message_id = id,
+                        receive_count = count,
+                        "queue message dead-lettered"
+                    );
+                    let entry = schedule.remove(id).expect("the message is scheduled");
+                    redriven.push((id, entry));
+                    continue;
+                }
+                let entry = schedule
+                    .reschedule(id, hidden_until)
+                    .expect("the message is scheduled");
+                entry.receive_count += 1;
+                entry.in_flight = true;
+                received.push(Received {
+                    message: entry.message.clone(),
+                    handle: handle(id, entry.receive_count),
+                    receive_count: entry.receive_count,
+                });
+            }
         }
-        let visibility = as_millis(visibility);
-        let max_receive_count = self.max_receive_count;
-        self.write(move |tx, now| receive(tx, max, now, now + visibility, max_receive_count))
-            .await
+        self.dead_letter_all(redriven).await?;
+        Ok(received)
     }
 
     /// A handle from an earlier receive (its visibility ran out and the message was
@@ -214,54 +410,69 @@ impl DeliveryQueue for SqliteQueue {
             return Err(QueueError::new(Refused::Visibility(delay)));
         }
         let (id, count) = parse_handle(handle)?;
-        let delay = as_millis(delay);
-        self.write(move |tx, now| {
-            tx.prepare_cached(
-                "UPDATE messages SET visible_at = ?3 WHERE id = ?1 AND receive_count = ?2",
-            )
-            .map_err(db_error)?
-            .execute(params![id, count, now + delay])
-            .map_err(db_error)?;
-            Ok(())
-        })
-        .await?;
+        let visible_at = self.now() + as_millis(delay);
+        {
+            let mut schedule = self.schedule();
+            match schedule.messages.get(&id) {
+                Some(entry) if entry.receive_count == count => {}
+                _ => return Ok(()),
+            }
+            let entry = schedule
+                .reschedule(id, visible_at)
+                .expect("the message is scheduled");
+            entry.in_flight = false;
+        }
         self.work.notify_waiters();
-        Ok(())
+        // Written so that a restart keeps the delay and the receive count.
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE messages SET visible_at = ?2, receive_count = ?3 WHERE id = ?1",
+                )
+                .map_err(db_error)?
+                .execute(params![id, visible_at, count])
+                .map_err(db_error)?;
+                Ok(())
+            })
+            .await
+            .map_err(QueueError::new)
     }
 
     async fn delete(&self, handle: &str) -> Result<(), QueueError> {
         let (id, _) = parse_handle(handle)?;
-        self.write(move |tx, _| {
-            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
-                .map_err(db_error)?
-                .execute([id])
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
+        self.schedule().remove(id);
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
+                    .map_err(db_error)?
+                    .execute([id])
+                    .map_err(db_error)?;
+                Ok(())
+            })
+            .await
+            .map_err(QueueError::new)
     }
 
     async fn dead_letter(&self, received: &Received) -> Result<(), QueueError> {
         let (id, _) = parse_handle(&received.handle)?;
-        self.write(move |tx, now| move_to_dead_letters(tx, id, now))
-            .await
+        let entry = self.schedule().remove(id);
+        match entry {
+            Some(entry) => self.dead_letter_all(vec![(id, entry)]).await,
+            // Not queued any more (settled through another handle): nothing to move.
+            None => Ok(()),
+        }
     }
 
     /// Visible and delayed messages; like SQS's figures, not those in flight.
     async fn approximate_size(&self) -> Result<u64, QueueError> {
-        let now = self.clock.now().timestamp_millis();
-        self.db
-            .read(move |conn| {
-                conn.query_row(
-                    "SELECT count(*) FROM messages WHERE visible_at <= ?1 OR receive_count = 0",
-                    [now],
-                    |row| row.get::<_, i64>(0),
-                )
-                .map(|count| u64::try_from(count).unwrap_or(0))
-                .map_err(db_error)
-            })
-            .await
-            .map_err(QueueError::new)
+        let now = self.now();
+        let schedule = self.schedule();
+        let waiting = schedule
+            .messages
+            .values()
+            .filter(|entry| !entry.in_flight || entry.visible_at <= now)
+            .count();
+        Ok(waiting as u64)
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
 use super::db::db_error;
-use crate::ports::queue::{QueueError, QueueMessage, Received};
+use crate::ports::queue::{QueueError, QueueMessage};
 use crate::ports::store::StoreResult;
 
 /// Why the queue refused a call: SQS's limits, or a handle it never issued.
@@ -22,8 +22,11 @@ pub(super) enum Refused {
     Handle(String),
 }
 
-pub(super) const MIGRATIONS: [&str; 1] = [r#"
+/// The queue's tables, a migration of the outbound database (`outbound_schema.rs`).
+pub(super) const SCHEMA: &str = r#"
 -- AUTOINCREMENT: a message id is never reused, so a stale handle cannot name a new message.
+-- `visible_at` and `receive_count` are as of the last send or `retry_in`: leases are kept
+-- in memory only (queue.rs).
 CREATE TABLE messages (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     body          TEXT    NOT NULL,
@@ -31,7 +34,6 @@ CREATE TABLE messages (
     visible_at    INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX messages_by_visibility ON messages (visible_at, id);
 CREATE TABLE dead_letters (
     id               INTEGER PRIMARY KEY,
     message_id       INTEGER NOT NULL,
@@ -40,11 +42,7 @@ CREATE TABLE dead_letters (
     receive_count    INTEGER NOT NULL,
     dead_lettered_at INTEGER NOT NULL
 );
-"#];
-
-/// Visible messages, oldest due first; `INDEXED BY` so it can never become a scan.
-const VISIBLE: &str = "SELECT id, body, receive_count FROM messages \
-     INDEXED BY messages_by_visibility WHERE visible_at <= ?1 ORDER BY visible_at, id LIMIT ?2";
+"#;
 
 /// Milliseconds as a duration; a negative count is none.
 pub(super) fn millis(value: i64) -> Duration {
@@ -63,7 +61,7 @@ pub(super) fn time(millis: i64) -> DateTime<Utc> {
 
 /// A receipt handle: the message id and which receive it came from, so a consumer whose
 /// visibility timed out cannot move the message under the consumer that holds it now.
-fn handle(id: i64, receive_count: u32) -> String {
+pub(super) fn handle(id: i64, receive_count: u32) -> String {
     format!("{id}.{receive_count}")
 }
 
@@ -75,63 +73,70 @@ pub(super) fn parse_handle(value: &str) -> Result<(i64, u32), QueueError> {
         .ok_or_else(|| QueueError::new(Refused::Handle(value.to_owned())))
 }
 
-/// Moves message `id` to the dead-letter table, if it is still in the queue.
-pub(super) fn move_to_dead_letters(tx: &Connection, id: i64, now: i64) -> StoreResult<()> {
+/// Moves message `id` to the dead-letter table, if it is still in the queue, with the
+/// receive count the schedule kept for it.
+pub(super) fn move_to_dead_letters(
+    tx: &Connection,
+    id: i64,
+    receive_count: u32,
+    now: i64,
+) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO dead_letters (message_id, body, sent_at, receive_count, dead_lettered_at)
-         SELECT id, body, sent_at, receive_count, ?2 FROM messages WHERE id = ?1",
+         SELECT id, body, sent_at, ?2, ?3 FROM messages WHERE id = ?1",
     )
-    .and_then(|mut insert| insert.execute(params![id, now]))
-    .and_then(|_| tx.execute("DELETE FROM messages WHERE id = ?1", [id]))
+    .and_then(|mut insert| insert.execute(params![id, receive_count, now]))
+    .and_then(|_| {
+        tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+            .execute([id])
+    })
     .map_err(db_error)?;
     Ok(())
 }
 
-/// Hands out up to `max` visible messages, each hidden until `hidden_until`.
-pub(super) fn receive(
-    tx: &Connection,
-    max: usize,
-    now: i64,
-    hidden_until: i64,
-    max_receive_count: u32,
-) -> StoreResult<Vec<Received>> {
-    let due: Vec<(i64, String, u32)> = tx
-        .prepare_cached(VISIBLE)
-        .map_err(db_error)?
-        .query_map(params![now, max as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .map_err(db_error)?
-        .collect::<Result<_, _>>()
+/// A queued message as stored.
+pub(super) struct Stored {
+    pub id: i64,
+    pub message: QueueMessage,
+    pub visible_at: i64,
+    pub receive_count: u32,
+}
+
+/// What a queue holds when it opens.
+pub(super) struct Loaded {
+    pub stored: Vec<Stored>,
+    /// Ids and receive counts of messages whose body this version cannot read.
+    pub unreadable: Vec<(i64, u32)>,
+}
+
+/// Every queued message.
+pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
+    let mut statement = conn
+        .prepare("SELECT id, body, visible_at, receive_count FROM messages")
         .map_err(db_error)?;
-    let mut received = Vec::with_capacity(due.len());
-    for (id, body, count) in due {
-        if count >= max_receive_count {
-            // Redrive, as SQS does: the receive that would exceed the limit moves it instead.
-            tracing::warn!(
-                message_id = id,
-                receive_count = count,
-                "queue message dead-lettered"
-            );
-            move_to_dead_letters(tx, id, now)?;
-            continue;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, u32>(3)?,
+            ))
+        })
+        .map_err(db_error)?;
+    let mut stored = Vec::new();
+    let mut unreadable = Vec::new();
+    for row in rows {
+        let (id, body, visible_at, receive_count) = row.map_err(db_error)?;
+        match serde_json::from_str::<QueueMessage>(&body) {
+            Ok(message) => stored.push(Stored {
+                id,
+                message,
+                visible_at,
+                receive_count,
+            }),
+            Err(_) => unreadable.push((id, receive_count)),
         }
-        let Ok(message) = serde_json::from_str::<QueueMessage>(&body) else {
-            // No receive will ever understand it: set it aside at once.
-            tracing::warn!(message_id = id, "unreadable queue message dead-lettered");
-            move_to_dead_letters(tx, id, now)?;
-            continue;
-        };
-        let count = count + 1;
-        tx.prepare_cached("UPDATE messages SET visible_at = ?2, receive_count = ?3 WHERE id = ?1")
-            .map_err(db_error)?
-            .execute(params![id, hidden_until, count])
-            .map_err(db_error)?;
-        received.push(Received {
-            message,
-            handle: handle(id, count),
-            receive_count: count,
-        });
     }
-    Ok(received)
+    Ok(Loaded { stored, unreadable })
 }

@@ -34,19 +34,26 @@ struct Fixture {
     clock: Arc<TestClock>,
 }
 
-fn queue(max_receive_count: u32) -> Fixture {
+async fn queue(max_receive_count: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new();
-    let queue = SqliteQueue::open(
-        dir.path().join("queue.db"),
-        max_receive_count,
-        clock.clone(),
-    );
+    let queue = open(&dir, max_receive_count, clock.clone()).await;
     Fixture {
         _dir: dir,
-        queue: Arc::new(queue.unwrap()),
+        queue: Arc::new(queue),
         clock,
     }
+}
+
+async fn open(
+    dir: &tempfile::TempDir,
+    max_receive_count: u32,
+    clock: Arc<TestClock>,
+) -> SqliteQueue {
+    let outbound = SqliteOutbound::open(dir.path().join("outbound.db")).unwrap();
+    SqliteQueue::open(&outbound, max_receive_count, clock)
+        .await
+        .unwrap()
 }
 
 fn message() -> QueueMessage {
@@ -60,7 +67,7 @@ const VISIBILITY: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn a_delayed_message_is_received_only_once_its_delay_has_passed() {
-    let Fixture { _dir, queue, clock } = queue(5);
+    let Fixture { _dir, queue, clock } = queue(5).await;
     let sent = message();
     queue.send(&sent, 10 * SECOND).await.unwrap();
 
@@ -76,7 +83,7 @@ async fn a_delayed_message_is_received_only_once_its_delay_has_passed() {
 
 #[tokio::test]
 async fn a_received_message_comes_back_after_its_visibility_timeout() {
-    let Fixture { _dir, queue, clock } = queue(5);
+    let Fixture { _dir, queue, clock } = queue(5).await;
     queue.send(&message(), Duration::ZERO).await.unwrap();
     let first = queue.receive(10, VISIBILITY).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -95,7 +102,7 @@ async fn a_received_message_comes_back_after_its_visibility_timeout() {
 
 #[tokio::test]
 async fn retry_in_makes_a_message_visible_after_the_delay_and_stale_handles_do_nothing() {
-    let Fixture { _dir, queue, clock } = queue(5);
+    let Fixture { _dir, queue, clock } = queue(5).await;
     queue.send(&message(), Duration::ZERO).await.unwrap();
     let first = queue.receive(1, VISIBILITY).await.unwrap().remove(0);
     clock.advance(VISIBILITY);
@@ -116,7 +123,7 @@ async fn retry_in_makes_a_message_visible_after_the_delay_and_stale_handles_do_n
 
 #[tokio::test]
 async fn a_deleted_message_is_gone_for_good() {
-    let Fixture { _dir, queue, clock } = queue(5);
+    let Fixture { _dir, queue, clock } = queue(5).await;
     queue.send(&message(), Duration::ZERO).await.unwrap();
     queue.send(&message(), Duration::ZERO).await.unwrap();
     let received = queue.receive(1, VISIBILITY).await.unwrap().remove(0);
@@ -133,7 +140,7 @@ async fn a_deleted_message_is_gone_for_good() {
 
 #[tokio::test]
 async fn a_message_received_more_than_max_receive_count_times_is_dead_lettered() {
-    let Fixture { _dir, queue, clock } = queue(2);
+    let Fixture { _dir, queue, clock } = queue(2).await;
     let sent = message();
     queue.send(&sent, Duration::ZERO).await.unwrap();
     for count in 1..=2 {
@@ -154,7 +161,7 @@ async fn a_message_received_more_than_max_receive_count_times_is_dead_lettered()
 
 #[tokio::test]
 async fn dead_letter_moves_a_received_message_with_its_body_and_receive_count() {
-    let Fixture { _dir, queue, clock } = queue(5);
+    let Fixture { _dir, queue, clock } = queue(5).await;
     let sent = message();
     queue.send(&sent, Duration::ZERO).await.unwrap();
     let received = queue.receive(1, VISIBILITY).await.unwrap().remove(0);
@@ -175,7 +182,7 @@ async fn dead_letter_moves_a_received_message_with_its_body_and_receive_count() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_receivers_never_get_the_same_message() {
-    let Fixture { _dir, queue, .. } = queue(5);
+    let Fixture { _dir, queue, .. } = queue(5).await;
     for _ in 0..200 {
         queue.send(&message(), Duration::ZERO).await.unwrap();
     }
@@ -210,7 +217,7 @@ async fn concurrent_receivers_never_get_the_same_message() {
 
 #[tokio::test]
 async fn delays_visibility_and_sizes_over_sqs_limits_are_refused() {
-    let Fixture { _dir, queue, .. } = queue(5);
+    let Fixture { _dir, queue, .. } = queue(5).await;
     assert!(queue.send(&message(), MAX_DELAY + SECOND).await.is_err());
     assert!(queue.receive(1, MAX_VISIBILITY + SECOND).await.is_err());
     assert!(queue
@@ -223,7 +230,7 @@ async fn delays_visibility_and_sizes_over_sqs_limits_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_wakes_a_parked_consumer_at_once() {
-    let Fixture { _dir, queue, .. } = queue(5);
+    let Fixture { _dir, queue, .. } = queue(5).await;
     let waiter = {
         let queue = queue.clone();
         tokio::spawn(async move { queue.wait_for_work(Duration::from_secs(3600)).await })
@@ -243,7 +250,7 @@ async fn a_send_wakes_a_parked_consumer_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_for_work_returns_when_the_earliest_hidden_message_becomes_visible() {
-    let Fixture { _dir, queue, .. } = queue(5);
+    let Fixture { _dir, queue, .. } = queue(5).await;
     queue.send(&message(), 40 * SECOND).await.unwrap();
     queue.send(&message(), 20 * SECOND).await.unwrap();
     let start = tokio::time::Instant::now();
@@ -256,11 +263,64 @@ async fn wait_for_work_returns_when_the_earliest_hidden_message_becomes_visible(
 
 #[tokio::test(start_paused = true)]
 async fn wait_for_work_returns_at_once_when_a_message_is_visible() {
-    let Fixture { _dir, queue, .. } = queue(5);
+    let Fixture { _dir, queue, .. } = queue(5).await;
     queue.send(&message(), Duration::ZERO).await.unwrap();
     let start = tokio::time::Instant::now();
 
     queue.wait_for_work(Duration::from_secs(3600)).await;
 
     assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn messages_delays_and_receive_counts_survive_a_restart_and_leases_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let (held, retried, delayed) = (message(), message(), message());
+    {
+        let queue = open(&dir, 5, clock.clone()).await;
+        queue.send(&held, Duration::ZERO).await.unwrap();
+        queue.send(&retried, Duration::ZERO).await.unwrap();
+        queue.send(&delayed, 60 * SECOND).await.unwrap();
+        let received = queue.receive(2, VISIBILITY).await.unwrap();
+        assert_eq!(received.len(), 2);
+        let retry = received.iter().find(|r| r.message == retried).unwrap();
+        queue.retry_in(&retry.handle, 10 * SECOND).await.unwrap();
+    }
+
+    // A crash while `held` was in flight: its lease is gone, so it is visible at once.
+    let queue = open(&dir, 5, clock.clone()).await;
+    let now = queue.receive(10, VISIBILITY).await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].message, held);
+    queue.delete(&now[0].handle).await.unwrap();
+
+    clock.advance(10 * SECOND);
+    let later = queue.receive(10, VISIBILITY).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].message, retried);
+    assert_eq!(
+        later[0].receive_count, 2,
+        "the count written by retry_in, plus this one"
+    );
+    queue.delete(&later[0].handle).await.unwrap();
+
+    clock.advance(50 * SECOND);
+    let last = queue.receive(10, VISIBILITY).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].message, delayed);
+}
+
+#[tokio::test]
+async fn a_batch_send_enqueues_every_message_in_one_go() {
+    let Fixture { _dir, queue, .. } = queue(5).await;
+    let sent: Vec<QueueMessage> = (0..50).map(|_| message()).collect();
+
+    queue.send_batch(&sent, Duration::ZERO).await.unwrap();
+
+    let received = queue.receive(100, VISIBILITY).await.unwrap();
+    let got: Vec<QueueMessage> = received.into_iter().map(|r| r.message).collect();
+    assert_eq!(got, sent, "in the order sent");
+    let queued = queue.queued_deliveries();
+    assert_eq!(queued.len(), 50);
 }

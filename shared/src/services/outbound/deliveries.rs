@@ -127,13 +127,14 @@ pub async fn gauges(state: &AppState) -> ServiceResult<(BTreeMap<String, u64>, u
 
 /// Re-enqueues deliveries a publish stored but never got onto the queue (it failed between
 /// the two, and a repeat with the same idempotency key sends nothing again): pending, never
-/// attempted, and created more than `older_than` ago, which must exceed the time a queued
-/// message can take to be picked up. A delivery that is merely waiting for a rate-limit slot
-/// may get a second message; the first one to send settles it, and the other then finds it
-/// settled and stops. Returns how many were re-enqueued.
+/// attempted, created more than `older_than` ago (longer than a publish takes from its
+/// commit to its enqueue), and not `is_queued` — a delivery waiting in a backlog must not
+/// get a second message, or two consumers could send it at once. Returns how many were
+/// re-enqueued.
 pub async fn requeue_stranded(
     state: &AppState,
     older_than: std::time::Duration,
+    is_queued: impl Fn(&OutboundDeliveryId) -> bool,
 ) -> ServiceResult<usize> {
     let cutoff = state.clock.now() - older_than;
     let mut requeued = 0;
@@ -149,7 +150,9 @@ pub async fn requeue_stranded(
         let stranded: Vec<&OutboundDeliveryId> = page
             .deliveries
             .iter()
-            .filter(|d| d.attempts.is_empty() && !d.manual && d.created_at <= cutoff)
+            .filter(|d| {
+                d.attempts.is_empty() && !d.manual && d.created_at <= cutoff && !is_queued(&d.id)
+            })
             .map(|d| &d.id)
             .collect();
         requeued += stranded.len();

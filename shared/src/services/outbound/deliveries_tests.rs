@@ -24,13 +24,16 @@ impl Clock for TestClock {
 }
 
 #[tokio::test]
-async fn a_stored_delivery_that_never_reached_the_queue_is_requeued_once_it_is_old() {
+async fn a_stored_delivery_that_never_reached_the_queue_is_requeued_once_it_is_old_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let start = DateTime::from_timestamp(1_795_400_000, 0).unwrap();
     let clock = Arc::new(TestClock(Mutex::new(start)));
     let outbound = Arc::new(SqliteOutbound::open(dir.path().join("outbound.db")).unwrap());
-    let queue =
-        Arc::new(SqliteQueue::open(dir.path().join("queue.db"), 10, clock.clone()).unwrap());
+    let queue = Arc::new(
+        SqliteQueue::open(&outbound, 10, clock.clone())
+            .await
+            .unwrap(),
+    );
     let state = AppState {
         store: Arc::new(SqliteStore::open(dir.path().join("nexus.db")).unwrap()),
         secrets: Arc::new(EnvSecrets::from_vars([])),
@@ -38,7 +41,7 @@ async fn a_stored_delivery_that_never_reached_the_queue_is_requeued_once_it_is_o
         config: Arc::new(Config::default()),
         outbound: outbound.clone(),
         queue: queue.clone(),
-        http: Arc::new(ReqwestClient::new(false)),
+        http: Arc::new(ReqwestClient::new(false, 64)),
         metrics: Arc::new(Prometheus::default()),
     };
     let event = Event {
@@ -55,18 +58,26 @@ async fn a_stored_delivery_that_never_reached_the_queue_is_requeued_once_it_is_o
         .await
         .unwrap();
 
-    let young = requeue_stranded(&state, Duration::from_secs(120))
-        .await
-        .unwrap();
+    let sweep = || {
+        let queued = queue.queued_deliveries();
+        requeue_stranded(&state, Duration::from_secs(120), move |id| {
+            queued.contains(id)
+        })
+    };
+    let young = sweep().await.unwrap();
     *clock.0.lock().unwrap() = start + Duration::from_secs(121);
-    let old = requeue_stranded(&state, Duration::from_secs(120))
-        .await
-        .unwrap();
+    let old = sweep().await.unwrap();
+    *clock.0.lock().unwrap() = start + Duration::from_secs(200);
+    let again = sweep().await.unwrap();
 
     assert_eq!(
         young, 0,
         "a fresh delivery may still be on its way to the queue"
     );
     assert_eq!(old, 1);
+    assert_eq!(
+        again, 0,
+        "it is queued now: queueing it twice would send it twice"
+    );
     assert_eq!(queue.approximate_size().await.unwrap(), 1);
 }

@@ -109,11 +109,15 @@ pub(crate) async fn enqueue<'a>(
     state: &AppState,
     ids: impl Iterator<Item = &'a OutboundDeliveryId>,
 ) -> ServiceResult<()> {
-    for id in ids {
-        let message = QueueMessage::Deliver {
+    let messages: Vec<QueueMessage> = ids
+        .map(|id| QueueMessage::Deliver {
             delivery_id: id.clone(),
-        };
-        state.queue.send(&message, Duration::ZERO).await?;
+        })
+        .collect();
+    match messages.as_slice() {
+        [] => {}
+        [message] => state.queue.send(message, Duration::ZERO).await?,
+        messages => state.queue.send_batch(messages, Duration::ZERO).await?,
     }
     Ok(())
 }

@@ -1,0 +1,98 @@
+//! What the SQLite outbound store keeps in memory in front of its database. The store is
+//! the only writer of that database, so it sees every change, and each copy here stays
+//! true for a reason of its own:
+//! - the subscriptions, read by every publish and every delivery: loaded whole, dropped
+//!   after each committed change; a generation count stops a read that raced a change from
+//!   caching what it read before the change;
+//! - recent events: immutable once stored, so a copy is never stale;
+//! - deliveries a publish stored and nothing has saved since: their first attempt reads
+//!   them moments later; every save drops the copy first, so what is left is what a
+//!   publish committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use quick_cache::sync::Cache;
+
+use crate::domain::outbound::SubscriptionId;
+use crate::domain::outbound::{Delivery, Event, EventId, OutboundDeliveryId, Subscription};
+
+/// Recent events kept.
+const EVENTS: usize = 4096;
+/// Fresh deliveries kept: 64 publishes to 256 subscriptions each.
+const DELIVERIES: usize = 16 * 1024;
+
+/// Every subscription, oldest first, and where each id is in that list.
+#[derive(Debug, Default)]
+pub(super) struct Subscriptions {
+    pub list: Vec<Subscription>,
+    by_id: HashMap<SubscriptionId, usize>,
+}
+
+impl Subscriptions {
+    pub fn new(list: Vec<Subscription>) -> Self {
+        let by_id = list
+            .iter()
+            .enumerate()
+            .map(|(index, subscription)| (subscription.id.clone(), index))
+            .collect();
+        Self { list, by_id }
+    }
+
+    pub fn get(&self, id: &SubscriptionId) -> Option<&Subscription> {
+        self.by_id.get(id).map(|&index| &self.list[index])
+    }
+}
+
+pub(super) struct OutboundCache {
+    /// The change count, and the subscriptions as of it if they were loaded since.
+    subscriptions: Mutex<(u64, Option<Arc<Subscriptions>>)>,
+    pub events: Cache<EventId, Event>,
+    pub deliveries: Cache<OutboundDeliveryId, Delivery>,
+}
+
+impl Default for OutboundCache {
+    fn default() -> Self {
+        Self {
+            subscriptions: Mutex::default(),
+            events: Cache::new(EVENTS),
+            deliveries: Cache::new(DELIVERIES),
+        }
+    }
+}
+
+impl OutboundCache {
+    /// The cached subscriptions, or the generation to pass to
+    /// [`fill_subscriptions`](Self::fill_subscriptions) with what the caller loads.
+    pub fn subscriptions(&self) -> Result<Arc<Subscriptions>, u64> {
+        let state = self.lock();
+        match &state.1 {
+            Some(subscriptions) => Ok(subscriptions.clone()),
+            None => Err(state.0),
+        }
+    }
+
+    /// Keeps `loaded` unless a change was committed since `generation` was handed out:
+    /// then it may predate that change, and the next read loads again.
+    pub fn fill_subscriptions(&self, generation: u64, loaded: Subscriptions) -> Arc<Subscriptions> {
+        let loaded = Arc::new(loaded);
+        let mut state = self.lock();
+        if state.0 == generation {
+            state.1 = Some(loaded.clone());
+        }
+        loaded
+    }
+
+    /// Called after every committed (or possibly committed) change of a subscription.
+    pub fn subscriptions_changed(&self) {
+        let mut state = self.lock();
+        state.0 += 1;
+        state.1 = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<Arc<Subscriptions>>)> {
+        self.subscriptions
+            .lock()
+            .expect("subscription cache lock poisoned")
+    }
+}
