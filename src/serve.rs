@@ -12,7 +12,6 @@ use nexus_shared::http::local_router;
 use nexus_shared::ports::clock::SystemClock;
 use nexus_shared::ports::DeliveryQueue;
 use nexus_shared::services::outbound::deliver::deliver_received;
-use nexus_shared::services::outbound::deliveries::requeue_stranded;
 use nexus_shared::services::AppState;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -26,8 +25,6 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(600);
 /// the SQS redrive policy does on AWS: a safety net for messages that keep failing to be
 /// processed at all (each retry and each rate-limit delay is a receive).
 const MAX_RECEIVE_COUNT: u32 = 100;
-/// How often `nexus serve` looks for deliveries stored but never queued.
-const STRANDED_INTERVAL: Duration = Duration::from_secs(60);
 /// Deliveries worked on per request slot (`NEXUS_DELIVERY_CONCURRENCY`).
 const DELIVERIES_PER_SLOT: usize = 4;
 
@@ -45,7 +42,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         SqliteOutbound::open(&outbound_path)
             .with_context(|| format!("opening {}", outbound_path.display()))?,
     );
-    // The delivery queue lives in the outbound database: one writer, one fsync per commit.
+    // The delivery queue is kept by the outbound database's unsettled deliveries.
     let queue = Arc::new(
         SqliteQueue::open(&outbound, MAX_RECEIVE_COUNT, clock.clone())
             .await
@@ -95,8 +92,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         queue: queue.clone(),
         metrics: prometheus.clone(),
     };
-    tokio::spawn(delivery_loop(state.clone(), queue.clone()));
-    tokio::spawn(stranded_loop(state.clone(), queue));
+    tokio::spawn(delivery_loop(state.clone(), queue));
     axum::serve(listener, local_router(state, prometheus))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -120,24 +116,6 @@ async fn purge_loop(store: Arc<SqliteStore>, outbound: Arc<SqliteOutbound>, wind
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "purged old idempotency keys"),
             Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
-        }
-    }
-}
-
-/// Re-enqueues deliveries a failed publish stored but never queued. A publish enqueues
-/// right after its commit; a minute is far longer than that takes.
-async fn stranded_loop(state: AppState, queue: Arc<SqliteQueue>) {
-    let mut interval = tokio::time::interval(STRANDED_INTERVAL);
-    loop {
-        interval.tick().await;
-        let queued = queue.queued_deliveries();
-        let found = requeue_stranded(&state, STRANDED_INTERVAL, |id| queued.contains(id)).await;
-        match found {
-            Ok(0) => {}
-            Ok(count) => {
-                tracing::warn!(count, "re-enqueued deliveries that never reached the queue")
-            }
-            Err(error) => tracing::warn!(%error, "looking for stranded deliveries failed"),
         }
     }
 }

@@ -1,14 +1,15 @@
-//! The delivery queue on SQLite, with SQS's semantics: delays, visibility timeouts,
+//! The delivery queue of `nexus serve`, with SQS's semantics: delays, visibility timeouts,
 //! receive counts and redrive to a dead-letter table after `max_receive_count` receives.
 //!
-//! Messages are durable: they are rows of the outbound database, so a send returns once
-//! its rows are committed by that database's group-commit writer, in the same fsync as the
-//! publishes and delivery records around it, and a delete or a dead-lettering returns once
-//! the removal is. Leases are not written: which messages are in flight, and until when,
-//! lives in an in-memory [`Schedule`] of every queued message by the time it is next
-//! visible. A receive is therefore a few map operations instead of a durable write. A crash
-//! loses only leases and receive counts since the last `retry_in`, which makes the held
-//! messages visible again at once: at-least-once, as on SQS.
+//! Its messages are kept durable by the rows they name rather than rows of their own:
+//! every message is a `deliver.v1` for a delivery the outbound store (the same database)
+//! holds as pending or retrying, with the time of its next attempt, and publishing and
+//! manual retries store the delivery before they send its message. So a send, a receive,
+//! a `retry_in` and a delete only change the in-memory [`Schedule`], and opening the queue
+//! rebuilds the schedule from those rows. What a crash loses is leases and receive counts:
+//! messages in flight become visible again at once, which is at-least-once, as on SQS; the
+//! deliver step finds a delivery already settled and does not send it again. Only the
+//! dead-letter table is written.
 //!
 //! A consumer parks in [`SqliteQueue::wait_for_work`], which a send wakes at once and which
 //! otherwise returns when the earliest hidden message becomes visible: no polling interval
@@ -21,13 +22,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 use tokio::sync::Notify;
 
 use super::db::{db_error, Database};
 use super::outbound::SqliteOutbound;
-use super::queue_sql::{as_millis, handle, load, millis, move_to_dead_letters, parse_handle, time};
-use super::queue_sql::{Loaded, Refused, Stored};
+use super::queue_sql::{
+    as_millis, handle, insert_dead_letter, millis, parse_handle, time, unsettled, Refused,
+    Unsettled,
+};
 use crate::domain::outbound::OutboundDeliveryId;
 use crate::ports::queue::{DeliveryQueue, QueueError, QueueMessage, Received};
 use crate::ports::store::StoreResult;
@@ -37,8 +39,6 @@ use crate::ports::Clock;
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Longest visibility timeout, as on SQS.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
-/// Largest message body, as on SQS.
-const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// A message in the dead-letter table.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ pub struct DeadLetter {
     pub dead_lettered_at: DateTime<Utc>,
 }
 
-/// The SQLite delivery queue. Cheap to share behind an `Arc`.
+/// The local delivery queue. Cheap to share behind an `Arc`.
 pub struct SqliteQueue {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
@@ -68,7 +68,8 @@ pub struct SqliteQueue {
 #[derive(Debug)]
 struct Entry {
     message: QueueMessage,
-    /// Unix milliseconds from which it may be received (again).
+    /// Unix milliseconds: when it was sent, and from when it may be received (again).
+    sent_at: i64,
     visible_at: i64,
     receive_count: u32,
     /// Received and neither retried nor settled since; it is visible again at
@@ -76,87 +77,75 @@ struct Entry {
     in_flight: bool,
 }
 
-/// Every queued message, by id and by the time it is next visible.
+/// Every queued message, by number and by the time it is next visible.
 #[derive(Debug, Default)]
 struct Schedule {
-    messages: HashMap<i64, Entry>,
-    /// `(visible_at, id)` of every message, earliest first.
-    by_time: BTreeSet<(i64, i64)>,
+    messages: HashMap<u64, Entry>,
+    /// `(visible_at, number)` of every message, earliest first.
+    by_time: BTreeSet<(i64, u64)>,
+    /// The number of the next message sent: never reused, so a stale handle cannot name a
+    /// newer message.
+    next: u64,
 }
 
 impl Schedule {
-    fn insert(&mut self, id: i64, entry: Entry) {
-        self.by_time.insert((entry.visible_at, id));
-        if let Some(old) = self.messages.insert(id, entry) {
-            self.by_time.remove(&(old.visible_at, id));
-        }
+    fn push(&mut self, message: QueueMessage, sent_at: i64, visible_at: i64) {
+        let number = self.next;
+        self.next += 1;
+        self.by_time.insert((visible_at, number));
+        let entry = Entry {
+            message,
+            sent_at,
+            visible_at,
+            receive_count: 0,
+            in_flight: false,
+        };
+        self.messages.insert(number, entry);
     }
 
-    fn remove(&mut self, id: i64) -> Option<Entry> {
-        let entry = self.messages.remove(&id)?;
-        self.by_time.remove(&(entry.visible_at, id));
+    fn remove(&mut self, number: u64) -> Option<Entry> {
+        let entry = self.messages.remove(&number)?;
+        self.by_time.remove(&(entry.visible_at, number));
         Some(entry)
     }
 
-    /// Moves message `id` to `visible_at`; returns its entry.
-    fn reschedule(&mut self, id: i64, visible_at: i64) -> Option<&mut Entry> {
-        let entry = self.messages.get_mut(&id)?;
-        self.by_time.remove(&(entry.visible_at, id));
-        self.by_time.insert((visible_at, id));
+    /// Moves message `number` to `visible_at`; returns its entry.
+    fn reschedule(&mut self, number: u64, visible_at: i64) -> Option<&mut Entry> {
+        let entry = self.messages.get_mut(&number)?;
+        self.by_time.remove(&(entry.visible_at, number));
+        self.by_time.insert((visible_at, number));
         entry.visible_at = visible_at;
         Some(entry)
     }
 
-    /// The id of the earliest message visible at `now`.
-    fn first_visible(&self, now: i64) -> Option<i64> {
+    /// The number of the earliest message visible at `now`.
+    fn first_visible(&self, now: i64) -> Option<u64> {
         self.by_time
             .first()
             .filter(|(at, _)| *at <= now)
-            .map(|&(_, id)| id)
+            .map(|&(_, number)| number)
     }
 }
 
 impl SqliteQueue {
-    /// Opens the delivery queue kept in `outbound`'s database and loads its messages. A
-    /// message received more than `max_receive_count` times moves to the dead-letter table
-    /// instead of being handed out again, as SQS's redrive policy does.
+    /// Opens the delivery queue over `outbound`'s database: every pending or retrying
+    /// delivery is queued, visible when its next attempt is due. A message received more
+    /// than `max_receive_count` times moves to the dead-letter table instead of being
+    /// handed out again, as SQS's redrive policy does.
     pub async fn open(
         outbound: &SqliteOutbound,
         max_receive_count: u32,
         clock: Arc<dyn Clock>,
     ) -> StoreResult<Self> {
         let db = outbound.database();
-        let Loaded { stored, unreadable } = db.read(load).await?;
-        if !unreadable.is_empty() {
-            // No receive will ever understand them: set them aside at once.
-            tracing::warn!(
-                count = unreadable.len(),
-                "unreadable queue messages dead-lettered"
-            );
-            let now = clock.now().timestamp_millis();
-            db.write(move |tx| {
-                for &(id, count) in &unreadable {
-                    move_to_dead_letters(tx, id, count, now)?;
-                }
-                Ok(())
-            })
-            .await?;
-        }
         let mut schedule = Schedule::default();
-        for Stored {
-            id,
-            message,
-            visible_at,
-            receive_count,
-        } in stored
+        for Unsettled {
+            delivery_id,
+            created_at,
+            due_at,
+        } in db.read(unsettled).await?
         {
-            let entry = Entry {
-                message,
-                visible_at,
-                receive_count,
-                in_flight: false,
-            };
-            schedule.insert(id, entry);
+            schedule.push(QueueMessage::Deliver { delivery_id }, created_at, due_at);
         }
         Ok(Self {
             db,
@@ -168,58 +157,17 @@ impl SqliteQueue {
         })
     }
 
-    /// Enqueues every message in one commit, each visible after `delay`.
-    pub async fn send_all(
-        &self,
-        messages: &[QueueMessage],
-        delay: Duration,
-    ) -> Result<(), QueueError> {
+    /// Enqueues every message, each visible after `delay`.
+    pub fn send_all(&self, messages: &[QueueMessage], delay: Duration) -> Result<(), QueueError> {
         if delay > MAX_DELAY {
             return Err(QueueError::new(Refused::Delay(delay)));
         }
-        let bodies = messages
-            .iter()
-            .map(|message| {
-                // Ids and tags only: serializing to memory cannot fail.
-                let body =
-                    serde_json::to_string(message).expect("a queue message always serializes");
-                match body.len() {
-                    n if n > MAX_MESSAGE_BYTES => Err(QueueError::new(Refused::TooLarge(n))),
-                    _ => Ok(body),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let now = self.now();
         let visible_at = now + as_millis(delay);
-        let ids = self
-            .db
-            .write(move |tx| {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO messages (body, sent_at, visible_at) VALUES (?1, ?2, ?3)",
-                    )
-                    .map_err(db_error)?;
-                bodies
-                    .iter()
-                    .map(|body| {
-                        insert
-                            .insert(params![body, now, visible_at])
-                            .map_err(db_error)
-                    })
-                    .collect::<StoreResult<Vec<i64>>>()
-            })
-            .await
-            .map_err(QueueError::new)?;
         {
             let mut schedule = self.schedule();
-            for (id, message) in ids.into_iter().zip(messages) {
-                let entry = Entry {
-                    message: message.clone(),
-                    visible_at,
-                    receive_count: 0,
-                    in_flight: false,
-                };
-                schedule.insert(id, entry);
+            for message in messages {
+                schedule.push(message.clone(), now, visible_at);
             }
         }
         self.work.notify_waiters();
@@ -299,29 +247,30 @@ impl SqliteQueue {
         self.schedule.lock().expect("queue schedule lock poisoned")
     }
 
-    /// Moves messages to the dead-letter table; if that fails, they stay queued.
-    async fn dead_letter_all(&self, moved: Vec<(i64, Entry)>) -> Result<(), QueueError> {
+    /// Writes messages taken off the schedule to the dead-letter table; if that fails, they
+    /// go back on the schedule, visible at once.
+    async fn dead_letter_all(&self, moved: Vec<Entry>) -> Result<(), QueueError> {
         if moved.is_empty() {
             return Ok(());
         }
         let now = self.now();
-        let rows: Vec<(i64, u32)> = moved
+        let rows: Vec<(QueueMessage, i64, u32)> = moved
             .iter()
-            .map(|(id, entry)| (*id, entry.receive_count))
+            .map(|entry| (entry.message.clone(), entry.sent_at, entry.receive_count))
             .collect();
         let written = self
             .db
             .write(move |tx| {
-                for &(id, count) in &rows {
-                    move_to_dead_letters(tx, id, count, now)?;
+                for (message, sent_at, count) in &rows {
+                    insert_dead_letter(tx, message, *sent_at, *count, now)?;
                 }
                 Ok(())
             })
             .await;
         if let Err(error) = written {
             let mut schedule = self.schedule();
-            for (id, entry) in moved {
-                schedule.insert(id, entry);
+            for entry in moved {
+                schedule.push(entry.message, entry.sent_at, now);
             }
             return Err(QueueError::new(error));
         }
@@ -348,7 +297,7 @@ impl Drop for Parked<'_> {
 #[async_trait]
 impl DeliveryQueue for SqliteQueue {
     async fn send(&self, message: &QueueMessage, delay: Duration) -> Result<(), QueueError> {
-        self.send_all(std::slice::from_ref(message), delay).await
+        self.send_all(std::slice::from_ref(message), delay)
     }
 
     async fn send_batch(
@@ -356,7 +305,7 @@ impl DeliveryQueue for SqliteQueue {
         messages: &[QueueMessage],
         delay: Duration,
     ) -> Result<(), QueueError> {
-        self.send_all(messages, delay).await
+        self.send_all(messages, delay)
     }
 
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, QueueError> {
@@ -372,29 +321,28 @@ impl DeliveryQueue for SqliteQueue {
         {
             let mut schedule = self.schedule();
             while received.len() < max {
-                let Some(id) = schedule.first_visible(now) else {
+                let Some(number) = schedule.first_visible(now) else {
                     break;
                 };
-                let count = schedule.messages[&id].receive_count;
+                let count = schedule.messages[&number].receive_count;
                 if count >= self.max_receive_count {
                     // Redrive, as SQS does: the receive that would exceed the limit moves it.
                     tracing::warn!(
-                        message_id = id,
+                        message = number,
                         receive_count = count,
                         "queue message dead-lettered"
                     );
-                    let entry = schedule.remove(id).expect("the message is scheduled");
-                    redriven.push((id, entry));
+                    redriven.extend(schedule.remove(number));
                     continue;
                 }
                 let entry = schedule
-                    .reschedule(id, hidden_until)
+                    .reschedule(number, hidden_until)
                     .expect("the message is scheduled");
                 entry.receive_count += 1;
                 entry.in_flight = true;
                 received.push(Received {
                     message: entry.message.clone(),
-                    handle: handle(id, entry.receive_count),
+                    handle: handle(number, entry.receive_count),
                     receive_count: entry.receive_count,
                 });
             }
@@ -409,55 +357,34 @@ impl DeliveryQueue for SqliteQueue {
         if delay > MAX_VISIBILITY {
             return Err(QueueError::new(Refused::Visibility(delay)));
         }
-        let (id, count) = parse_handle(handle)?;
+        let (number, count) = parse_handle(handle)?;
         let visible_at = self.now() + as_millis(delay);
         {
             let mut schedule = self.schedule();
-            match schedule.messages.get(&id) {
+            match schedule.messages.get(&number) {
                 Some(entry) if entry.receive_count == count => {}
                 _ => return Ok(()),
             }
             let entry = schedule
-                .reschedule(id, visible_at)
+                .reschedule(number, visible_at)
                 .expect("the message is scheduled");
             entry.in_flight = false;
         }
         self.work.notify_waiters();
-        // Written so that a restart keeps the delay and the receive count.
-        self.db
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "UPDATE messages SET visible_at = ?2, receive_count = ?3 WHERE id = ?1",
-                )
-                .map_err(db_error)?
-                .execute(params![id, visible_at, count])
-                .map_err(db_error)?;
-                Ok(())
-            })
-            .await
-            .map_err(QueueError::new)
+        Ok(())
     }
 
     async fn delete(&self, handle: &str) -> Result<(), QueueError> {
-        let (id, _) = parse_handle(handle)?;
-        self.schedule().remove(id);
-        self.db
-            .write(move |tx| {
-                tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
-                    .map_err(db_error)?
-                    .execute([id])
-                    .map_err(db_error)?;
-                Ok(())
-            })
-            .await
-            .map_err(QueueError::new)
+        let (number, _) = parse_handle(handle)?;
+        self.schedule().remove(number);
+        Ok(())
     }
 
     async fn dead_letter(&self, received: &Received) -> Result<(), QueueError> {
-        let (id, _) = parse_handle(&received.handle)?;
-        let entry = self.schedule().remove(id);
+        let (number, _) = parse_handle(&received.handle)?;
+        let entry = self.schedule().remove(number);
         match entry {
-            Some(entry) => self.dead_letter_all(vec![(id, entry)]).await,
+            Some(entry) => self.dead_letter_all(vec![entry]).await,
             // Not queued any more (settled through another handle): nothing to move.
             None => Ok(()),
         }

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
 use super::db::db_error;
+use super::outbound_sql::query_docs;
+use crate::domain::outbound::{Delivery, DeliveryStatus, OutboundDeliveryId};
 use crate::ports::queue::{QueueError, QueueMessage};
 use crate::ports::store::StoreResult;
 
@@ -16,27 +18,15 @@ pub(super) enum Refused {
     Delay(Duration),
     #[error("a visibility timeout of {0:?} is over the maximum of 12 hours")]
     Visibility(Duration),
-    #[error("a message of {0} bytes is over the maximum of 256 KiB")]
-    TooLarge(usize),
     #[error("{0:?} is not a receipt handle of this queue")]
     Handle(String),
 }
 
-/// The queue's tables, a migration of the outbound database (`outbound_schema.rs`).
+/// The queue's table, a migration of the outbound database (`outbound_schema.rs`). Its
+/// messages need none: they are the unsettled rows of `deliveries` (queue.rs).
 pub(super) const SCHEMA: &str = r#"
--- AUTOINCREMENT: a message id is never reused, so a stale handle cannot name a new message.
--- `visible_at` and `receive_count` are as of the last send or `retry_in`: leases are kept
--- in memory only (queue.rs).
-CREATE TABLE messages (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    body          TEXT    NOT NULL,
-    sent_at       INTEGER NOT NULL,
-    visible_at    INTEGER NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0
-);
 CREATE TABLE dead_letters (
     id               INTEGER PRIMARY KEY,
-    message_id       INTEGER NOT NULL,
     body             TEXT    NOT NULL,
     sent_at          INTEGER NOT NULL,
     receive_count    INTEGER NOT NULL,
@@ -59,84 +49,66 @@ pub(super) fn time(millis: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
 
-/// A receipt handle: the message id and which receive it came from, so a consumer whose
-/// visibility timed out cannot move the message under the consumer that holds it now.
-pub(super) fn handle(id: i64, receive_count: u32) -> String {
+/// A receipt handle: the message's number and which receive it came from, so a consumer
+/// whose visibility timed out cannot move the message under the consumer that holds it now.
+pub(super) fn handle(id: u64, receive_count: u32) -> String {
     format!("{id}.{receive_count}")
 }
 
 /// The message id and receive count a [`handle`] names.
-pub(super) fn parse_handle(value: &str) -> Result<(i64, u32), QueueError> {
+pub(super) fn parse_handle(value: &str) -> Result<(u64, u32), QueueError> {
     value
         .split_once('.')
         .and_then(|(id, count)| Some((id.parse().ok()?, count.parse().ok()?)))
         .ok_or_else(|| QueueError::new(Refused::Handle(value.to_owned())))
 }
 
-/// Moves message `id` to the dead-letter table, if it is still in the queue, with the
-/// receive count the schedule kept for it.
-pub(super) fn move_to_dead_letters(
+/// Adds a message to the dead-letter table.
+pub(super) fn insert_dead_letter(
     tx: &Connection,
-    id: i64,
+    message: &QueueMessage,
+    sent_at: i64,
     receive_count: u32,
     now: i64,
 ) -> StoreResult<()> {
+    // Ids and tags only: serializing to memory cannot fail.
+    let body = serde_json::to_string(message).expect("a queue message always serializes");
     tx.prepare_cached(
-        "INSERT INTO dead_letters (message_id, body, sent_at, receive_count, dead_lettered_at)
-         SELECT id, body, sent_at, ?2, ?3 FROM messages WHERE id = ?1",
+        "INSERT INTO dead_letters (body, sent_at, receive_count, dead_lettered_at)
+         VALUES (?1, ?2, ?3, ?4)",
     )
-    .and_then(|mut insert| insert.execute(params![id, receive_count, now]))
-    .and_then(|_| {
-        tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
-            .execute([id])
-    })
+    .and_then(|mut insert| insert.execute(params![body, sent_at, receive_count, now]))
     .map_err(db_error)?;
     Ok(())
 }
 
-/// A queued message as stored.
-pub(super) struct Stored {
-    pub id: i64,
-    pub message: QueueMessage,
-    pub visible_at: i64,
-    pub receive_count: u32,
+/// A delivery waiting for an attempt, as the queue loads it on opening.
+pub(super) struct Unsettled {
+    pub delivery_id: OutboundDeliveryId,
+    /// When it was created, and when its next attempt is due, in Unix milliseconds.
+    pub created_at: i64,
+    pub due_at: i64,
 }
 
-/// What a queue holds when it opens.
-pub(super) struct Loaded {
-    pub stored: Vec<Stored>,
-    /// Ids and receive counts of messages whose body this version cannot read.
-    pub unreadable: Vec<(i64, u32)>,
-}
-
-/// Every queued message.
-pub(super) fn load(conn: &Connection) -> StoreResult<Loaded> {
-    let mut statement = conn
-        .prepare("SELECT id, body, visible_at, receive_count FROM messages")
-        .map_err(db_error)?;
-    let rows = statement
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, u32>(3)?,
-            ))
-        })
-        .map_err(db_error)?;
-    let mut stored = Vec::new();
-    let mut unreadable = Vec::new();
-    for row in rows {
-        let (id, body, visible_at, receive_count) = row.map_err(db_error)?;
-        match serde_json::from_str::<QueueMessage>(&body) {
-            Ok(message) => stored.push(Stored {
-                id,
-                message,
-                visible_at,
-                receive_count,
-            }),
-            Err(_) => unreadable.push((id, receive_count)),
-        }
+/// Every delivery waiting for an attempt: pending or retrying.
+pub(super) fn unsettled(conn: &Connection) -> StoreResult<Vec<Unsettled>> {
+    let mut found = Vec::new();
+    for status in [DeliveryStatus::Pending, DeliveryStatus::Retrying] {
+        let deliveries: Vec<Delivery> = query_docs(
+            conn,
+            "SELECT doc FROM deliveries INDEXED BY deliveries_by_status WHERE status = ?1",
+            [status.as_str()],
+        )?;
+        found.extend(deliveries.into_iter().map(|delivery| {
+            let created_at = delivery.created_at.timestamp_millis();
+            Unsettled {
+                due_at: delivery
+                    .next_attempt_at
+                    .map_or(created_at, |at| at.timestamp_millis()),
+                created_at,
+                delivery_id: delivery.id,
+            }
+        }));
     }
-    Ok(Loaded { stored, unreadable })
+    Ok(found)
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Mutex;
 
-use crate::domain::outbound::OutboundDeliveryId;
+use crate::domain::outbound::{
+    Delivery, DeliveryStatus, Event, EventId, EventType, OutboundDeliveryId, SubscriptionId,
+};
+use crate::ports::OutboundStore;
 
 use super::*;
 
@@ -273,46 +276,71 @@ async fn wait_for_work_returns_at_once_when_a_message_is_visible() {
 }
 
 #[tokio::test]
-async fn messages_delays_and_receive_counts_survive_a_restart_and_leases_do_not() {
+async fn opening_queues_every_pending_or_retrying_delivery_when_it_is_due() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::new();
-    let (held, retried, delayed) = (message(), message(), message());
-    {
-        let queue = open(&dir, 5, clock.clone()).await;
-        queue.send(&held, Duration::ZERO).await.unwrap();
-        queue.send(&retried, Duration::ZERO).await.unwrap();
-        queue.send(&delayed, 60 * SECOND).await.unwrap();
-        let received = queue.receive(2, VISIBILITY).await.unwrap();
-        assert_eq!(received.len(), 2);
-        let retry = received.iter().find(|r| r.message == retried).unwrap();
-        queue.retry_in(&retry.handle, 10 * SECOND).await.unwrap();
-    }
+    let outbound = SqliteOutbound::open(dir.path().join("outbound.db")).unwrap();
+    let now = clock.now();
+    let event = Event {
+        id: EventId::new(),
+        event_type: EventType::parse("build.completed").unwrap(),
+        source: "ci".into(),
+        data: serde_json::json!({}),
+        metadata: serde_json::Map::new(),
+        timestamp: now,
+    };
+    let [pending, mut retrying, mut settled] =
+        std::array::from_fn(|_| Delivery::new(&event, SubscriptionId::new(), now));
+    outbound
+        .publish(
+            &event,
+            &[pending.clone(), retrying.clone(), settled.clone()],
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    retrying.status = DeliveryStatus::Retrying;
+    retrying.next_attempt_at = Some(now + 10 * SECOND);
+    outbound.save_delivery(&retrying).await.unwrap();
+    settled.status = DeliveryStatus::Success;
+    settled.next_attempt_at = None;
+    outbound.save_delivery(&settled).await.unwrap();
 
-    // A crash while `held` was in flight: its lease is gone, so it is visible at once.
-    let queue = open(&dir, 5, clock.clone()).await;
-    let now = queue.receive(10, VISIBILITY).await.unwrap();
-    assert_eq!(now.len(), 1);
-    assert_eq!(now[0].message, held);
-    queue.delete(&now[0].handle).await.unwrap();
+    // What a restart does: the queue of the last run is gone, its deliveries are not.
+    let queue = SqliteQueue::open(&outbound, 5, clock.clone())
+        .await
+        .unwrap();
 
+    let due = queue.receive(10, VISIBILITY).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].message, deliver(&pending));
     clock.advance(10 * SECOND);
     let later = queue.receive(10, VISIBILITY).await.unwrap();
     assert_eq!(later.len(), 1);
-    assert_eq!(later[0].message, retried);
-    assert_eq!(
-        later[0].receive_count, 2,
-        "the count written by retry_in, plus this one"
+    assert_eq!(later[0].message, deliver(&retrying));
+    clock.advance(VISIBILITY);
+    let again: Vec<QueueMessage> = queue
+        .receive(10, VISIBILITY)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message)
+        .collect();
+    assert!(
+        !again.contains(&deliver(&settled)),
+        "a settled delivery is never queued"
     );
-    queue.delete(&later[0].handle).await.unwrap();
+}
 
-    clock.advance(50 * SECOND);
-    let last = queue.receive(10, VISIBILITY).await.unwrap();
-    assert_eq!(last.len(), 1);
-    assert_eq!(last[0].message, delayed);
+fn deliver(delivery: &Delivery) -> QueueMessage {
+    QueueMessage::Deliver {
+        delivery_id: delivery.id.clone(),
+    }
 }
 
 #[tokio::test]
-async fn a_batch_send_enqueues_every_message_in_one_go() {
+async fn a_batch_send_enqueues_every_message_in_order() {
     let Fixture { _dir, queue, .. } = queue(5).await;
     let sent: Vec<QueueMessage> = (0..50).map(|_| message()).collect();
 
