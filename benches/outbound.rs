@@ -347,7 +347,17 @@ async fn main() {
     // target's load), and for reference a quarter of what nexus itself sustains.
     let mut rows = vec![];
     let mut created = 0;
-    for subscriptions in [1, 50] {
+    // NEXUS_BENCH_SUBSCRIPTIONS: which fan-outs to run, e.g. "50" to profile one alone.
+    let fan_outs: Vec<usize> = std::env::var("NEXUS_BENCH_SUBSCRIPTIONS")
+        .unwrap_or_else(|_| "1,50".to_owned())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .expect("NEXUS_BENCH_SUBSCRIPTIONS: numbers")
+        })
+        .collect();
+    for &subscriptions in &fan_outs {
         while created < subscriptions {
             bench.subscribe(created).await;
             created += 1;
@@ -377,8 +387,8 @@ async fn main() {
         row.print();
     }
     println!();
-    for (n, subscriptions) in [(0, 1), (3, 50)] {
-        let (max, paced) = (&rows[n], &rows[n + 1]);
+    for (n, subscriptions) in fan_outs.iter().enumerate() {
+        let (max, paced) = (&rows[3 * n], &rows[3 * n + 1]);
         let share = max.rate / ceiling.rate;
         let p99 = paced.percentile_ms(0.99);
         println!(

@@ -11,6 +11,9 @@ use super::writer::Writer;
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
 
+/// Page cache of the writing connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 /// A migrated database: its writer thread and its readers. Cheap to share behind an `Arc`.
 pub(super) struct Database {
     writer: Writer,
@@ -22,6 +25,10 @@ impl Database {
     /// not seen yet (counted in `user_version`) and starts its writer thread `name`.
     pub(super) fn open(path: &Path, migrations: &[&str], name: &str) -> StoreResult<Self> {
         let mut conn = open_connection(path)?;
+        // The writer touches the same index pages commit after commit; SQLite's default
+        // 2 MiB cache spills and re-reads them once a table outgrows it.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(db_error)?;
         migrate(&mut conn, migrations)?;
         Ok(Self {
             writer: Writer::spawn(name, conn)?,

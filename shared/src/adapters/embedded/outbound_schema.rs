@@ -54,9 +54,9 @@ CREATE TABLE rate_slots (
     subscription_id TEXT NOT NULL PRIMARY KEY,
     tat             TEXT NOT NULL
 ) WITHOUT ROWID;
--- The stats' counters, kept by triggers in the writing transaction: no write path can
--- forget them, and reading them never counts rows. (Not `INSERT OR IGNORE`: in a trigger,
--- the conflict policy of the outer upsert would override it.)
+-- The stats' counters, kept by the jobs that write events and deliveries, in the same
+-- transaction (outbound_sql.rs): reading them never counts rows. Not triggers: a statement
+-- that fires one needs a statement journal, a copy of every page it touches.
 CREATE TABLE event_counts (
     type  TEXT    NOT NULL PRIMARY KEY,
     count INTEGER NOT NULL
@@ -66,29 +66,6 @@ CREATE TABLE delivery_counts (
     count      INTEGER NOT NULL,
     latency_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TRIGGER count_event AFTER INSERT ON events BEGIN
-    INSERT INTO event_counts SELECT NEW.type, 0
-    WHERE NOT EXISTS (SELECT 1 FROM event_counts WHERE type = NEW.type);
-    UPDATE event_counts SET count = count + 1 WHERE type = NEW.type;
-END;
-CREATE TRIGGER count_new_delivery AFTER INSERT ON deliveries BEGIN
-    INSERT INTO delivery_counts SELECT NEW.status, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM delivery_counts WHERE status = NEW.status);
-    UPDATE delivery_counts
-    SET count = count + 1, latency_ms = latency_ms + coalesce(NEW.success_latency_ms, 0)
-    WHERE status = NEW.status;
-END;
-CREATE TRIGGER count_changed_delivery AFTER UPDATE OF status, success_latency_ms
-ON deliveries BEGIN
-    UPDATE delivery_counts
-    SET count = count - 1, latency_ms = latency_ms - coalesce(OLD.success_latency_ms, 0)
-    WHERE status = OLD.status;
-    INSERT INTO delivery_counts SELECT NEW.status, 0, 0
-    WHERE NOT EXISTS (SELECT 1 FROM delivery_counts WHERE status = NEW.status);
-    UPDATE delivery_counts
-    SET count = count + 1, latency_ms = latency_ms + coalesce(NEW.success_latency_ms, 0)
-    WHERE status = NEW.status;
-END;
 "#;
 
 pub(super) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {

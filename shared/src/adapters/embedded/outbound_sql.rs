@@ -14,14 +14,17 @@ use crate::domain::outbound::{
 use crate::ports::outbound::{DeliveryCounts, DeliveryPage, DeliveryQuery, PublishOutcome};
 use crate::ports::store::StoreResult;
 
-/// Inserts or replaces a delivery; the triggers move its counts to its new status.
-const UPSERT_DELIVERY: &str = "INSERT INTO deliveries \
+const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
      (id, subscription_id, event_id, status, success_latency_ms, doc) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
-     success_latency_ms = excluded.success_latency_ms, doc = excluded.doc";
-/// Replaces a stored delivery: the common case of an upsert, without the insert attempt.
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const UPDATE_DELIVERY: &str = "UPDATE deliveries \
      SET status = ?2, success_latency_ms = ?3, doc = ?4 WHERE id = ?1";
+/// Adds to the count (and latency total) of deliveries in a status.
+const COUNT_DELIVERIES: &str = "INSERT INTO delivery_counts (status, count, latency_ms) \
+     VALUES (?1, ?2, ?3) ON CONFLICT (status) DO UPDATE \
+     SET count = count + excluded.count, latency_ms = latency_ms + excluded.latency_ms";
+const COUNT_EVENT: &str = "INSERT INTO event_counts (type, count) VALUES (?1, 1) \
+     ON CONFLICT (type) DO UPDATE SET count = count + 1";
 
 /// Deliveries newest first, before a cursor, one statement per filter combination. Each
 /// names its index, so SQLite refuses to run it rather than fall back to a scan.
@@ -39,20 +42,32 @@ const NEWEST_OF_SUBSCRIPTION_WITH_STATUS: &str = "SELECT doc FROM deliveries \
 /// Sorts after every delivery id (`dlv_` and a lowercase ULID): the cursor of page one.
 const AFTER_NEWEST: &str = "~";
 
+/// Inserts or replaces a delivery, and moves it between the counts of its old and new
+/// status.
 pub(super) fn upsert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
-    let updated = tx
-        .prepare_cached(UPDATE_DELIVERY)
+    let before: Option<(String, Option<i64>)> = tx
+        .prepare_cached("SELECT status, success_latency_ms FROM deliveries WHERE id = ?1")
+        .map_err(db_error)?
+        .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(db_error)?;
+    let Some((status, latency)) = before else {
+        insert_delivery(tx, row)?;
+        return count_deliveries(tx, row.status, 1, row.success_latency_ms.unwrap_or(0));
+    };
+    tx.prepare_cached(UPDATE_DELIVERY)
         .map_err(db_error)?
         .execute(params![row.id, row.status, row.success_latency_ms, row.doc])
         .map_err(db_error)?;
-    if updated == 0 {
-        insert_delivery(tx, row)?;
+    if status != row.status || latency != row.success_latency_ms {
+        count_deliveries(tx, &status, -1, -latency.unwrap_or(0))?;
+        count_deliveries(tx, row.status, 1, row.success_latency_ms.unwrap_or(0))?;
     }
     Ok(())
 }
 
 fn insert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
-    tx.prepare_cached(UPSERT_DELIVERY)
+    tx.prepare_cached(INSERT_DELIVERY)
         .map_err(db_error)?
         .execute(params![
             row.id,
@@ -62,6 +77,14 @@ fn insert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
             row.success_latency_ms,
             row.doc
         ])
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn count_deliveries(tx: &Connection, status: &str, by: i64, latency_ms: i64) -> StoreResult<()> {
+    tx.prepare_cached(COUNT_DELIVERIES)
+        .map_err(db_error)?
+        .execute(params![status, by, latency_ms])
         .map_err(db_error)?;
     Ok(())
 }
@@ -110,8 +133,19 @@ pub(super) fn publish(
             event.doc
         ])
         .map_err(db_error)?;
+    tx.prepare_cached(COUNT_EVENT)
+        .map_err(db_error)?
+        .execute([&event.event_type])
+        .map_err(db_error)?;
+    let mut by_status: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for delivery in deliveries {
         insert_delivery(tx, delivery)?;
+        let counts = by_status.entry(delivery.status).or_default();
+        counts.0 += 1;
+        counts.1 += delivery.success_latency_ms.unwrap_or(0);
+    }
+    for (status, (count, latency_ms)) in by_status {
+        count_deliveries(tx, status, count, latency_ms)?;
     }
     Ok(PublishOutcome::Stored)
 }
