@@ -39,7 +39,6 @@ CREATE TABLE deliveries (
     doc                TEXT NOT NULL
 );
 CREATE UNIQUE INDEX deliveries_by_id ON deliveries (id);
-CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id);
 CREATE INDEX deliveries_by_status ON deliveries (status, id);
 CREATE INDEX deliveries_by_subscription_status ON deliveries (subscription_id, status, id);
 CREATE TABLE idempotency_keys (

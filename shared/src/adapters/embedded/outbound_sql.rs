@@ -30,12 +30,9 @@ const COUNT_EVENT: &str = "INSERT INTO event_counts (type, count) VALUES (?1, 1)
 /// names its index, so SQLite refuses to run it rather than fall back to a scan.
 const NEWEST: &str = "SELECT doc FROM deliveries INDEXED BY deliveries_by_id \
      WHERE id < ?1 ORDER BY id DESC LIMIT ?2";
-const NEWEST_OF_SUBSCRIPTION: &str = "SELECT doc FROM deliveries \
-     INDEXED BY deliveries_by_subscription \
-     WHERE subscription_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2";
 const NEWEST_WITH_STATUS: &str = "SELECT doc FROM deliveries INDEXED BY deliveries_by_status \
      WHERE status = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2";
-const NEWEST_OF_SUBSCRIPTION_WITH_STATUS: &str = "SELECT doc FROM deliveries \
+const NEWEST_OF_SUBSCRIPTION_WITH_STATUS: &str = "SELECT id, doc FROM deliveries \
      INDEXED BY deliveries_by_subscription_status \
      WHERE subscription_id = ?3 AND status = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2";
 
@@ -210,17 +207,49 @@ pub(super) fn list_deliveries(
     let status = query.status.map(DeliveryStatus::as_str);
     let mut deliveries: Vec<Delivery> = match (subscription, status) {
         (None, None) => query_docs(conn, NEWEST, params![after, limit]),
-        (Some(sub), None) => query_docs(conn, NEWEST_OF_SUBSCRIPTION, params![after, limit, sub]),
+        (Some(sub), None) => newest_of_subscription(conn, sub, &DeliveryStatus::ALL, after, limit),
         (None, Some(status)) => query_docs(conn, NEWEST_WITH_STATUS, params![after, limit, status]),
-        (Some(sub), Some(status)) => query_docs(
-            conn,
-            NEWEST_OF_SUBSCRIPTION_WITH_STATUS,
-            params![after, limit, sub, status],
-        ),
+        (Some(sub), Some(_)) => {
+            let status = query.status.as_slice();
+            newest_of_subscription(conn, sub, status, after, limit)
+        }
     }?;
     let more = deliveries.len() > query.limit;
     deliveries.truncate(query.limit);
     Ok(DeliveryPage { deliveries, more })
+}
+
+/// A subscription's deliveries in any of `statuses`, newest first: the newest of each
+/// status, merged. One index serves both this and the per-status listing; a second index
+/// by subscription alone would be written on every publish for this listing only.
+fn newest_of_subscription(
+    conn: &Connection,
+    subscription: &str,
+    statuses: &[DeliveryStatus],
+    after: &str,
+    limit: i64,
+) -> StoreResult<Vec<Delivery>> {
+    let mut statement = conn
+        .prepare_cached(NEWEST_OF_SUBSCRIPTION_WITH_STATUS)
+        .map_err(db_error)?;
+    let mut found: Vec<(String, String)> = Vec::new();
+    for status in statuses {
+        let rows = statement
+            .query_map(
+                params![after, limit, subscription, status.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(db_error)?;
+        for row in rows {
+            found.push(row.map_err(db_error)?);
+        }
+    }
+    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    found
+        .into_iter()
+        .map(|(_, doc)| serde_json::from_str(&doc).map_err(|e| corrupt("stored document", e)))
+        .collect()
 }
 
 pub(super) fn delivery_counts(conn: &Connection) -> StoreResult<DeliveryCounts> {

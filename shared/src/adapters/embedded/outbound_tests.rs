@@ -234,6 +234,25 @@ async fn deliveries_are_listed_newest_first_in_pages_and_filtered() {
         ids(&listed),
         [all[5].id.clone(), all[3].id.clone(), all[1].id.clone()]
     );
+    // Page by page through statuses that interleave (pending, failed, pending).
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_deliveries(&DeliveryQuery {
+                after: after.clone(),
+                limit: 1,
+                ..of_a.clone()
+            })
+            .await
+            .unwrap();
+        paged.extend(ids(&page));
+        after = page.deliveries.last().map(|d| d.id.clone());
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(paged, ids(&listed));
     let pending_of_a = DeliveryQuery {
         status: Some(DeliveryStatus::Pending),
         ..of_a
