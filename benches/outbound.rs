@@ -64,6 +64,40 @@ async fn start(mut command: Command) -> (Child, String) {
     panic!("bench process exited before listening");
 }
 
+/// How events reach subscribers in one scenario.
+#[derive(Clone, Copy)]
+struct FanOut {
+    subscriptions: usize,
+    /// Events per publish request.
+    batch: usize,
+}
+
+impl FanOut {
+    /// `50` or `1x100` (subscriptions x events per request).
+    fn parse(spec: &str) -> Self {
+        let spec = spec.trim();
+        let (subscriptions, batch) = spec.split_once('x').unwrap_or((spec, "1"));
+        let number = |n: &str| {
+            n.parse()
+                .expect("NEXUS_BENCH_SUBSCRIPTIONS: e.g. 1,1x100,50")
+        };
+        Self {
+            subscriptions: number(subscriptions),
+            batch: number(batch).clamp(1, 100),
+        }
+    }
+}
+
+impl std::fmt::Display for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} sub(s)", self.subscriptions)?;
+        if self.batch > 1 {
+            write!(f, ", {} per publish", self.batch)?;
+        }
+        Ok(())
+    }
+}
+
 struct Bench {
     client: reqwest::Client,
     nexus: String,
@@ -115,17 +149,26 @@ impl Bench {
         }
     }
 
-    /// Publishes one event stamped with the time it is sent.
-    async fn publish(&self) -> bool {
-        let event = json!({"type": "build.completed", "source": "bench",
-                           "data": {"published_at_us": now_us(), "pad": "x".repeat(256)},
-                           "metadata": {"project": "NEXUS"}});
-        let url = format!("{}/api/v1/events", self.nexus);
+    /// Publishes `n` events stamped with the time they are sent: one request to
+    /// `/api/v1/events`, or for more than one, to `/api/v1/events/batch`.
+    async fn publish(&self, n: usize) -> bool {
+        let event = || {
+            json!({"type": "build.completed", "source": "bench",
+                   "data": {"published_at_us": now_us(), "pad": "x".repeat(256)},
+                   "metadata": {"project": "NEXUS"}})
+        };
+        let (url, body) = match n {
+            1 => (format!("{}/api/v1/events", self.nexus), event()),
+            n => (
+                format!("{}/api/v1/events/batch", self.nexus),
+                json!({"events": (0..n).map(|_| event()).collect::<Vec<_>>()}),
+            ),
+        };
         let sent = self
             .client
             .post(url)
             .bearer_auth(API_KEY)
-            .json(&event)
+            .json(&body)
             .send()
             .await;
         matches!(sent, Ok(r) if r.status().is_success())
@@ -191,9 +234,13 @@ impl Bench {
         )
     }
 
-    /// Publishes `events` as fast as `PUBLISHERS` concurrent clients can, and waits until
-    /// every delivery arrived.
-    async fn saturate(&self, subscriptions: usize, events: usize) -> Row {
+    /// Publishes `events`, `batch` per request, as fast as `PUBLISHERS` concurrent clients
+    /// can, and waits until every delivery arrived.
+    async fn saturate(&self, fan_out: FanOut, events: usize) -> Row {
+        let FanOut {
+            subscriptions,
+            batch,
+        } = fan_out;
         let run = |events: usize| async move {
             let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let started = Instant::now();
@@ -202,8 +249,13 @@ impl Bench {
                     let (bench, next) = (self.clone_handle(), next.clone());
                     tokio::spawn(async move {
                         let mut errors = 0;
-                        while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < events {
-                            errors += usize::from(!bench.publish().await);
+                        loop {
+                            let first = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                            if first >= events {
+                                break;
+                            }
+                            let n = batch.min(events - first);
+                            errors += n * usize::from(!bench.publish(n).await);
                         }
                         errors
                     })
@@ -225,7 +277,7 @@ impl Bench {
         let cpu = CpuMeter::start(self.pids.0, self.pids.1);
         let (latencies_us, elapsed, errors) = run(events).await;
         let cpu = cpu.stop();
-        let name = format!("nexus, {subscriptions} subscription(s), max");
+        let name = format!("nexus, {fan_out}, max");
         Row::new(
             &name,
             format!("{PUBLISHERS} publishers"),
@@ -238,12 +290,11 @@ impl Bench {
 
     /// Offers `deliveries_per_second` (as events of `subscriptions` deliveries each) at an
     /// even pace for `duration`, then waits until every delivery arrived.
-    async fn paced(
-        &self,
-        subscriptions: usize,
-        deliveries_per_second: f64,
-        duration: Duration,
-    ) -> Row {
+    async fn paced(&self, fan_out: FanOut, deliveries_per_second: f64, duration: Duration) -> Row {
+        let FanOut {
+            subscriptions,
+            batch,
+        } = fan_out;
         let events_per_second = deliveries_per_second / subscriptions as f64;
         let in_flight = Arc::new(Semaphore::new(1024));
         let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -255,15 +306,17 @@ impl Bench {
             ticker.tick().await;
             let due = (started.elapsed().as_secs_f64() * events_per_second) as usize;
             while sent < due {
-                sent += 1;
+                // What is due this tick, in requests of at most `batch` events.
+                let n = batch.min(due - sent);
+                sent += n;
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    errors.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                     continue; // the server is not keeping up: counted, not queued here
                 };
                 let (bench, errors) = (self.clone_handle(), errors.clone());
                 tokio::spawn(async move {
-                    if !bench.publish().await {
-                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !bench.publish(n).await {
+                        errors.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                     }
                     drop(permit);
                 });
@@ -275,7 +328,7 @@ impl Bench {
         let cpu = cpu.stop();
         let start_us = now_us() - started.elapsed().as_micros() as u64;
         let elapsed = Duration::from_micros(last_us.saturating_sub(start_us));
-        let name = format!("nexus, {subscriptions} subscription(s), paced");
+        let name = format!("nexus, {fan_out}, paced");
         Row::new(
             &name,
             format!("{deliveries_per_second:.0}/s"),
@@ -347,28 +400,24 @@ async fn main() {
     // target's load), and for reference a quarter of what nexus itself sustains.
     let mut rows = vec![];
     let mut created = 0;
-    // NEXUS_BENCH_SUBSCRIPTIONS: which fan-outs to run, e.g. "50" to profile one alone.
-    let fan_outs: Vec<usize> = std::env::var("NEXUS_BENCH_SUBSCRIPTIONS")
-        .unwrap_or_else(|_| "1,50".to_owned())
+    // NEXUS_BENCH_SUBSCRIPTIONS: which fan-outs to run, as subscriptions, or subscriptions
+    // `x` events per publish request; e.g. "50" to profile one alone.
+    let fan_outs: Vec<FanOut> = std::env::var("NEXUS_BENCH_SUBSCRIPTIONS")
+        .unwrap_or_else(|_| "1,1x100,50".to_owned())
         .split(',')
-        .map(|n| {
-            n.trim()
-                .parse()
-                .expect("NEXUS_BENCH_SUBSCRIPTIONS: numbers")
-        })
+        .map(FanOut::parse)
         .collect();
-    for &subscriptions in &fan_outs {
+    for &fan_out in &fan_outs {
+        let subscriptions = fan_out.subscriptions;
         while created < subscriptions {
             bench.subscribe(created).await;
             created += 1;
         }
-        let max = bench
-            .saturate(subscriptions, deliveries / subscriptions)
-            .await;
+        let max = bench.saturate(fan_out, deliveries / subscriptions).await;
         let own_quarter = max.rate / 4.0;
         rows.push(max);
-        rows.push(bench.paced(subscriptions, quarter, duration).await);
-        rows.push(bench.paced(subscriptions, own_quarter, duration).await);
+        rows.push(bench.paced(fan_out, quarter, duration).await);
+        rows.push(bench.paced(fan_out, own_quarter, duration).await);
     }
 
     println!();
@@ -387,12 +436,12 @@ async fn main() {
         row.print();
     }
     println!();
-    for (n, subscriptions) in fan_outs.iter().enumerate() {
+    for (n, fan_out) in fan_outs.iter().enumerate() {
         let (max, paced) = (&rows[3 * n], &rows[3 * n + 1]);
         let share = max.rate / ceiling.rate;
         let p99 = paced.percentile_ms(0.99);
         println!(
-            "{subscriptions} subscription(s): {:.0}% of the ceiling (target >= 50%: {}); p99 at a quarter of the ceiling {p99:.1} ms (target < 50 ms: {})",
+            "{fan_out}: {:.0}% of the ceiling (target >= 50%: {}); p99 at a quarter of the ceiling {p99:.1} ms (target < 50 ms: {})",
             share * 100.0,
             if share >= 0.5 { "met" } else { "NOT met" },
             if p99 < 50.0 && paced.errors == 0 { "met" } else { "NOT met" },

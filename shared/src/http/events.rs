@@ -90,8 +90,11 @@ struct BatchOut {
     count: usize,
 }
 
-/// Publishes each event in order. With an `Idempotency-Key`, event `i` uses `{key}:{i}`, so
-/// a retried batch re-publishes nothing that was published.
+/// Publishes every event of the batch at once, so their writes share the store's commits;
+/// they are handed to the store in order. With an `Idempotency-Key`, event `i` uses
+/// `{key}:{i}`, so a retried batch re-publishes nothing that was published: after an
+/// error, some events may be published and the rest not, and a retry with the same key
+/// completes it.
 async fn publish_batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -103,11 +106,16 @@ async fn publish_batch(
         );
     }
     let key = idempotency_key(&headers)?;
-    let mut events = Vec::with_capacity(batch.events.len());
-    for (index, event) in batch.events.into_iter().enumerate() {
+    let publishes = batch.events.into_iter().enumerate().map(|(index, event)| {
         let event_key = key.map(|k| format!("{k}:{index}"));
-        events.push(publish(&state, event, event_key.as_deref()).await?.into());
-    }
+        let state = &state;
+        async move { publish(state, event, event_key.as_deref()).await }
+    });
+    let events = futures::future::join_all(publishes)
+        .await
+        .into_iter()
+        .map(|published| published.map(PublishedOut::from))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((
         StatusCode::ACCEPTED,
         Json(BatchOut {

@@ -19,8 +19,9 @@ use crate::domain::outbound::{Delivery, Event, EventId, OutboundDeliveryId, Subs
 
 /// Recent events kept.
 const EVENTS: usize = 4096;
-/// Fresh deliveries kept: 64 publishes to 256 subscriptions each.
-const DELIVERIES: usize = 16 * 1024;
+/// Fresh deliveries kept (~0.5 KiB each): a backlog of up to this many waiting for their
+/// first attempt is read from memory.
+const DELIVERIES: usize = 64 * 1024;
 
 /// Every subscription, oldest first, and where each id is in that list.
 #[derive(Debug, Default)]
