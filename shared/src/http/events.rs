@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::ApiJson;
 use super::timestamp;
 use crate::domain::outbound::NewEvent;
-use crate::services::outbound::publish::{publish, Published, MAX_BATCH};
+use crate::services::outbound::publish::{self, publish, Published, MAX_BATCH};
 use crate::services::{AppState, ServiceError};
 
 pub fn router() -> Router<AppState> {
@@ -90,10 +90,10 @@ struct BatchOut {
     count: usize,
 }
 
-/// Publishes every event of the batch at once, so their writes share the store's commits;
-/// they are handed to the store in order. With an `Idempotency-Key`, event `i` uses
-/// `{key}:{i}`, so a retried batch re-publishes nothing that was published: after an
-/// error, some events may be published and the rest not, and a retry with the same key
+/// Publishes every event of the batch, in order, in one store commit where the store can
+/// (SQLite; DynamoDB writes one transaction per event). With an `Idempotency-Key`, event
+/// `i` uses `{key}:{i}`, so a retried batch re-publishes nothing that was published: after
+/// an error, some events may be published and the rest not, and a retry with the same key
 /// completes it.
 async fn publish_batch(
     State(state): State<AppState>,
@@ -106,16 +106,17 @@ async fn publish_batch(
         );
     }
     let key = idempotency_key(&headers)?;
-    let publishes = batch.events.into_iter().enumerate().map(|(index, event)| {
-        let event_key = key.map(|k| format!("{k}:{index}"));
-        let state = &state;
-        async move { publish(state, event, event_key.as_deref()).await }
-    });
-    let events = futures::future::join_all(publishes)
-        .await
+    let inputs = batch
+        .events
         .into_iter()
-        .map(|published| published.map(PublishedOut::from))
-        .collect::<Result<Vec<_>, _>>()?;
+        .enumerate()
+        .map(|(index, event)| (event, key.map(|k| format!("{k}:{index}"))))
+        .collect();
+    let events: Vec<PublishedOut> = publish::publish_batch(&state, inputs)
+        .await?
+        .into_iter()
+        .map(PublishedOut::from)
+        .collect();
     Ok((
         StatusCode::ACCEPTED,
         Json(BatchOut {

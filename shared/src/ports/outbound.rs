@@ -21,6 +21,14 @@ pub enum PublishOutcome {
     },
 }
 
+/// One event to publish, with its deliveries and idempotency key.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub event: Event,
+    pub deliveries: Vec<Delivery>,
+    pub idempotency_key: Option<String>,
+}
+
 /// Which deliveries to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryQuery {
@@ -73,6 +81,23 @@ pub trait OutboundStore: Send + Sync {
         idempotency_key: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<PublishOutcome>;
+    /// Publishes several events as [`publish`](Self::publish) does each, in order; a backend
+    /// that can commits them together. An error may leave the first ones published.
+    async fn publish_all(
+        &self,
+        items: &[Publication],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<PublishOutcome>> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let key = item.idempotency_key.as_deref();
+            outcomes.push(
+                self.publish(&item.event, &item.deliveries, key, now)
+                    .await?,
+            );
+        }
+        Ok(outcomes)
+    }
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
 
     async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>>;

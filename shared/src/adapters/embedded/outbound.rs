@@ -24,7 +24,7 @@ use crate::domain::outbound::{
     Delivery, Event, EventId, OutboundDeliveryId, Subscription, SubscriptionId,
 };
 use crate::ports::outbound::{
-    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, PublishOutcome,
+    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, Publication, PublishOutcome,
 };
 use crate::ports::store::StoreResult;
 
@@ -46,6 +46,16 @@ impl SqliteOutbound {
             )?),
             cache: OutboundCache::default(),
         })
+    }
+
+    /// Keeps what a publish stored: its deliveries are read back moments later.
+    fn remember(&self, event: &Event, deliveries: &[Delivery]) {
+        self.cache.events.insert(event.id.clone(), event.clone());
+        for delivery in deliveries {
+            self.cache
+                .deliveries
+                .insert(delivery.id.clone(), delivery.clone());
+        }
     }
 
     /// Every subscription, from memory once loaded.
@@ -161,14 +171,49 @@ impl OutboundStore for SqliteOutbound {
             .write(move |tx| publish(tx, &row, &rows, key.as_deref(), &now))
             .await?;
         if outcome == PublishOutcome::Stored {
-            self.cache.events.insert(event.id.clone(), event.clone());
-            for delivery in deliveries {
-                self.cache
-                    .deliveries
-                    .insert(delivery.id.clone(), delivery.clone());
-            }
+            self.remember(event, deliveries);
         }
         Ok(outcome)
+    }
+
+    /// One writer job for the whole batch: one commit, one fsync.
+    async fn publish_all(
+        &self,
+        items: &[Publication],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<PublishOutcome>> {
+        let rows = items
+            .iter()
+            .map(|item| {
+                let deliveries = item
+                    .deliveries
+                    .iter()
+                    .map(DeliveryRow::new)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok((
+                    EventRow::new(&item.event)?,
+                    deliveries,
+                    item.idempotency_key.clone(),
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let now = text_time(now);
+        let outcomes = self
+            .db
+            .write(move |tx| {
+                rows.iter()
+                    .map(|(event, deliveries, key)| {
+                        publish(tx, event, deliveries, key.as_deref(), &now)
+                    })
+                    .collect::<StoreResult<Vec<_>>>()
+            })
+            .await?;
+        for (item, outcome) in items.iter().zip(&outcomes) {
+            if *outcome == PublishOutcome::Stored {
+                self.remember(&item.event, &item.deliveries);
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {

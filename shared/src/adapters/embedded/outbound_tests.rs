@@ -368,3 +368,36 @@ async fn a_busy_slot_is_reported_to_the_nanosecond_and_not_taken() {
         interval
     );
 }
+
+#[tokio::test]
+async fn a_batch_publish_stores_each_event_once_and_recognises_used_keys() {
+    let (_dir, store) = store();
+    let sub = SubscriptionId::new();
+    let first = event("build.completed");
+    store
+        .publish(&first, &[delivery(1, &first, &sub)], Some("k1"), at(0))
+        .await
+        .unwrap();
+    let publication = |event: Event, n: u64, key: &str| Publication {
+        deliveries: vec![delivery(n, &event, &sub)],
+        event,
+        idempotency_key: Some(key.to_owned()),
+    };
+    let batch = [
+        publication(event("build.completed"), 2, "k0"),
+        publication(event("build.completed"), 3, "k1"),
+        publication(event("deploy.started"), 4, "k2"),
+    ];
+
+    let outcomes = store.publish_all(&batch, at(1)).await.unwrap();
+
+    assert_eq!(outcomes[0], PublishOutcome::Stored);
+    assert!(
+        matches!(&outcomes[1], PublishOutcome::Duplicate { event_id, .. } if *event_id == first.id)
+    );
+    assert_eq!(outcomes[2], PublishOutcome::Stored);
+    assert!(store.get_event(&batch[0].event.id).await.unwrap().is_some());
+    assert!(store.get_event(&batch[1].event.id).await.unwrap().is_none());
+    let counts = store.delivery_counts().await.unwrap();
+    assert_eq!((counts.events, counts.pending), (3, 3));
+}

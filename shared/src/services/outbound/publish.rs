@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::domain::outbound::{
     Delivery, DeliveryStatus, Event, EventId, NewEvent, OutboundDeliveryId, SubscriptionId,
 };
-use crate::ports::outbound::PublishOutcome;
+use crate::ports::outbound::{Publication, PublishOutcome};
 use crate::ports::queue::QueueMessage;
 use crate::services::{AppState, ServiceError, ServiceResult};
 
@@ -31,7 +31,18 @@ pub async fn publish(
     input: NewEvent,
     idempotency_key: Option<&str>,
 ) -> ServiceResult<Published> {
-    if let Some(key) = idempotency_key {
+    let mut published =
+        publish_batch(state, vec![(input, idempotency_key.map(str::to_owned))]).await?;
+    Ok(published.remove(0))
+}
+
+/// Publishes events with their idempotency keys, in order, stored together where the store
+/// can (one commit) and enqueued together.
+pub async fn publish_batch(
+    state: &AppState,
+    inputs: Vec<(NewEvent, Option<String>)>,
+) -> ServiceResult<Vec<Published>> {
+    for key in inputs.iter().filter_map(|(_, key)| key.as_deref()) {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(ServiceError::BadRequest(format!(
                 "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
@@ -39,46 +50,63 @@ pub async fn publish(
         }
     }
     let now = state.clock.now();
-    let event = input.into_event(EventId::new(), now);
     let subscriptions = state.outbound.list_subscriptions().await?;
-    let deliveries: Vec<Delivery> = subscriptions
-        .iter()
-        .filter(|s| s.matches(&event))
-        .map(|s| Delivery {
-            id: OutboundDeliveryId::new(),
-            event_id: event.id.clone(),
-            subscription_id: s.id.clone(),
-            event_type: event.event_type.clone(),
-            status: DeliveryStatus::Pending,
-            attempts: Vec::new(),
-            next_attempt_at: Some(now),
-            created_at: now,
-            updated_at: now,
-            manual: false,
+    let publications: Vec<Publication> = inputs
+        .into_iter()
+        .map(|(input, idempotency_key)| {
+            let event = input.into_event(EventId::new(), now);
+            let deliveries = subscriptions
+                .iter()
+                .filter(|s| s.matches(&event))
+                .map(|s| Delivery {
+                    id: OutboundDeliveryId::new(),
+                    event_id: event.id.clone(),
+                    subscription_id: s.id.clone(),
+                    event_type: event.event_type.clone(),
+                    status: DeliveryStatus::Pending,
+                    attempts: Vec::new(),
+                    next_attempt_at: Some(now),
+                    created_at: now,
+                    updated_at: now,
+                    manual: false,
+                })
+                .collect();
+            Publication {
+                event,
+                deliveries,
+                idempotency_key,
+            }
         })
         .collect();
 
-    match state
-        .outbound
-        .publish(&event, &deliveries, idempotency_key, now)
-        .await?
-    {
-        PublishOutcome::Stored => {
-            enqueue(state, deliveries.iter().map(|d| &d.id)).await?;
-            Ok(Published {
-                deliveries: deliveries
+    let outcomes = state.outbound.publish_all(&publications, now).await?;
+    let mut stored: Vec<&OutboundDeliveryId> = Vec::new();
+    for (publication, outcome) in publications.iter().zip(&outcomes) {
+        if *outcome == PublishOutcome::Stored {
+            stored.extend(publication.deliveries.iter().map(|d| &d.id));
+        }
+    }
+    enqueue(state, stored.into_iter()).await?;
+
+    let mut published = Vec::with_capacity(publications.len());
+    for (publication, outcome) in publications.into_iter().zip(outcomes) {
+        published.push(match outcome {
+            PublishOutcome::Stored => Published {
+                deliveries: publication
+                    .deliveries
                     .into_iter()
                     .map(|d| (d.id, d.subscription_id))
                     .collect(),
-                event,
+                event: publication.event,
                 duplicate: false,
-            })
-        }
-        PublishOutcome::Duplicate {
-            event_id,
-            delivery_ids,
-        } => first_publication(state, event_id, delivery_ids).await,
+            },
+            PublishOutcome::Duplicate {
+                event_id,
+                delivery_ids,
+            } => first_publication(state, event_id, delivery_ids).await?,
+        });
     }
+    Ok(published)
 }
 
 /// Answers a repeated publish with what the first one did, sending nothing again: the
