@@ -11,7 +11,7 @@ use nexus_shared::config::Config;
 use nexus_shared::http::local_router;
 use nexus_shared::ports::clock::SystemClock;
 use nexus_shared::ports::DeliveryQueue;
-use nexus_shared::services::outbound::deliver::deliver_received;
+use nexus_shared::services::outbound::deliver::deliver_and_settle;
 use nexus_shared::services::AppState;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -164,7 +164,7 @@ async fn delivery_loop(state: AppState, queue: Arc<SqliteQueue>) {
             };
             let state = state.clone();
             tokio::spawn(async move {
-                deliver_received(&state, vec![message]).await;
+                deliver_and_settle(&state, message).await;
                 drop(permit);
             });
         }

@@ -225,24 +225,21 @@ async fn settle_without_sending(
     Ok(Disposition::Delete)
 }
 
-/// Delivers a batch of received messages concurrently and settles each with the queue, as
-/// the local host does (Lambda settles through the SQS batch response instead).
-pub async fn deliver_received(state: &AppState, received: Vec<Received>) {
-    let work = received.into_iter().map(|message| async move {
-        let outcome = deliver_one(state, &message.message).await;
-        let settled = match outcome {
-            Ok(Disposition::Delete) => state.queue.delete(&message.handle).await,
-            Ok(Disposition::RetryIn(delay)) => state.queue.retry_in(&message.handle, delay).await,
-            Ok(Disposition::DeadLetter) => state.queue.dead_letter(&message).await,
-            Err(error) => {
-                // Left invisible until its visibility timeout ends; then it is tried again.
-                tracing::error!(%error, "delivering a message failed");
-                Ok(())
-            }
-        };
-        if let Err(error) = settled {
-            tracing::error!(%error, "settling a queue message failed");
+/// Delivers one received message and settles it with the queue, as the local host does
+/// (Lambda settles through the SQS batch response instead).
+pub async fn deliver_and_settle(state: &AppState, message: Received) {
+    let outcome = deliver_one(state, &message.message).await;
+    let settled = match outcome {
+        Ok(Disposition::Delete) => state.queue.delete(&message.handle).await,
+        Ok(Disposition::RetryIn(delay)) => state.queue.retry_in(&message.handle, delay).await,
+        Ok(Disposition::DeadLetter) => state.queue.dead_letter(&message).await,
+        Err(error) => {
+            // Left invisible until its visibility timeout ends; then it is tried again.
+            tracing::error!(%error, "delivering a message failed");
+            Ok(())
         }
-    });
-    futures::future::join_all(work).await;
+    };
+    if let Err(error) = settled {
+        tracing::error!(%error, "settling a queue message failed");
+    }
 }
