@@ -1,6 +1,6 @@
-//! Durability under a crash: `nexus serve` is killed with SIGKILL under concurrent load
-//! and restarted on the same data directory; every request it answered 2xx is there
-//! exactly once, and the store opens cleanly.
+//! Durability under a crash: `nexus serve` is killed with SIGKILL and restarted on the same
+//! data directory. Under concurrent ingest load, every request it answered 2xx is there
+//! exactly once and the store opens cleanly; deliveries waiting for a retry are sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use tokio::process::Command;
 
 use crate::helpers::{start_server, temp_data_dir, unique, DEADLINE};
+use crate::receiver::{Answer, Receiver};
 
 const CLIENTS: usize = 8;
 /// Bounds the load: each client stops after this many requests even if the kill is late.
@@ -118,4 +119,94 @@ async fn every_acknowledged_request_survives_a_sigkill_exactly_once() {
         );
     }
     assert!(stored.values().all(|&n| n == 1), "nothing is stored twice");
+}
+
+/// The local delivery queue is kept by the stored deliveries: after a SIGKILL, the restarted
+/// server sends every delivery that was waiting for a retry, and nothing settled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_waiting_for_a_retry_are_sent_after_a_sigkill_and_restart() {
+    const EVENTS: usize = 3;
+    let (_dir, data_dir) = temp_data_dir();
+    let key = unique("key");
+    let outbound = |command: &mut Command| {
+        command
+            .env("NEXUS_ALLOW_PRIVATE_TARGETS", "true")
+            .env("WEBHOOK_INITIAL_DELAY", "1s")
+            .env("WEBHOOK_MAX_DELAY", "1s");
+    };
+    let receiver = Receiver::scripted((0..EVENTS).map(|_| Answer::status(500))).await;
+    let mut first = serve(&data_dir, &key);
+    outbound(&mut first);
+    let (mut server, base) = start_server(first).await;
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/v1/subscriptions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "restart", "url": receiver.url(), "events": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subscription = created["id"].as_str().unwrap().to_owned();
+    for n in 0..EVENTS {
+        let published = client
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"type": "build.completed", "source": "ci", "data": {"n": n}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(published.status(), StatusCode::ACCEPTED);
+    }
+    // Every first attempt failed: each delivery now waits for its retry, a second away.
+    receiver.wait_for(EVENTS).await;
+    server.start_kill().expect("SIGKILL");
+    server.wait().await.unwrap();
+
+    let mut second = serve(&data_dir, &key);
+    outbound(&mut second);
+    let (_restarted, base) = start_server(second).await;
+    let arrived = receiver.wait_for(2 * EVENTS).await;
+
+    let failed: Vec<&str> = arrived[..EVENTS]
+        .iter()
+        .map(|r| r.header("x-nexus-delivery"))
+        .collect();
+    let mut retried: Vec<&str> = arrived[EVENTS..]
+        .iter()
+        .map(|r| r.header("x-nexus-delivery"))
+        .collect();
+    let mut expected = failed.clone();
+    expected.sort_unstable();
+    retried.sort_unstable();
+    assert_eq!(retried, expected, "each waiting delivery is sent once more");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let listed: serde_json::Value = client
+            .get(format!(
+                "{base}/api/v1/deliveries?subscription_id={subscription}&status=success"
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["deliveries"].as_array().map(Vec::len) == Some(EVENTS) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retried deliveries were never recorded as delivered: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        receiver.requests().len(),
+        2 * EVENTS,
+        "nothing is sent a third time"
+    );
 }
