@@ -15,7 +15,7 @@
 //! otherwise returns when the earliest hidden message becomes visible: no polling interval
 //! adds latency.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,7 +30,6 @@ use super::queue_sql::{
     as_millis, handle, insert_dead_letter, millis, parse_handle, time, unsettled, Refused,
     Unsettled,
 };
-use crate::domain::outbound::OutboundDeliveryId;
 use crate::ports::queue::{DeliveryQueue, QueueError, QueueMessage, Received};
 use crate::ports::store::StoreResult;
 use crate::ports::Clock;
@@ -172,17 +171,6 @@ impl SqliteQueue {
         }
         self.work.notify_waiters();
         Ok(())
-    }
-
-    /// The deliveries a message is queued for (visible, delayed or in flight).
-    pub fn queued_deliveries(&self) -> HashSet<OutboundDeliveryId> {
-        self.schedule()
-            .messages
-            .values()
-            .map(|entry| match &entry.message {
-                QueueMessage::Deliver { delivery_id } => delivery_id.clone(),
-            })
-            .collect()
     }
 
     /// Waits until there may be work: returns at once when a message is visible, as soon

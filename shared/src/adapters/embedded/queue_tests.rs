@@ -349,6 +349,4 @@ async fn a_batch_send_enqueues_every_message_in_order() {
     let received = queue.receive(100, VISIBILITY).await.unwrap();
     let got: Vec<QueueMessage> = received.into_iter().map(|r| r.message).collect();
     assert_eq!(got, sent, "in the order sent");
-    let queued = queue.queued_deliveries();
-    assert_eq!(queued.len(), 50);
 }
