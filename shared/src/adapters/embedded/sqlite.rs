@@ -84,12 +84,33 @@ impl SqliteStore {
     }
 }
 
-fn insert(
-    tx: &Connection,
-    item: &InboxItem,
-    now: DateTime<Utc>,
-    dedupe_until: DateTime<Utc>,
-) -> StoreResult<InsertOutcome> {
+/// An item with the values its row needs converted before it goes to the writer thread:
+/// the writer is serial, so every conversion done here instead of in its job is throughput
+/// gained.
+struct NewRow {
+    item: InboxItem,
+    headers: String,
+    received_at: String,
+    now: i64,
+    dedupe_until: i64,
+}
+
+impl NewRow {
+    fn new(item: InboxItem, now: DateTime<Utc>, dedupe_until: DateTime<Utc>) -> StoreResult<Self> {
+        let headers = serde_json::to_string(&item.headers)
+            .map_err(|e| StoreError::Corrupt(format!("headers: {e}")))?;
+        Ok(Self {
+            received_at: text_time(item.received_at),
+            item,
+            headers,
+            now: now.timestamp_millis(),
+            dedupe_until: dedupe_until.timestamp_millis(),
+        })
+    }
+}
+
+fn insert(tx: &Connection, row: &NewRow) -> StoreResult<InsertOutcome> {
+    let item = &row.item;
     let agent = item.id.agent.as_str();
     if let Some(delivery) = &item.delivery_id {
         let first: Option<(String, String)> = tx
@@ -99,13 +120,8 @@ fn insert(
             )
             .map_err(db_error)?
             .query_row(
-                params![
-                    agent,
-                    item.source.as_str(),
-                    delivery.as_str(),
-                    now.timestamp_millis()
-                ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                params![agent, item.source.as_str(), delivery.as_str(), row.now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(db_error)?;
@@ -128,22 +144,20 @@ fn insert(
             item.source.as_str(),
             delivery.as_str(),
             item.id.to_string(),
-            text_time(item.received_at),
-            dedupe_until.timestamp_millis()
+            row.received_at,
+            row.dedupe_until
         ])
         .map_err(db_error)?;
     }
-    let headers = serde_json::to_string(&item.headers)
-        .map_err(|e| StoreError::Corrupt(format!("headers: {e}")))?;
     tx.prepare_cached(INSERT_ITEM)
         .map_err(db_error)?
         .execute(params![
             agent,
             item.id.row_key.as_str(),
             item.source.as_str(),
-            text_time(item.received_at),
+            row.received_at,
             item.content_type,
-            headers,
+            row.headers,
             item.payload.as_ref(),
             item.delivery_id.as_ref().map(DeliveryId::as_str),
         ])
@@ -255,9 +269,8 @@ impl InboxStore for SqliteStore {
         now: DateTime<Utc>,
         dedupe_until: DateTime<Utc>,
     ) -> StoreResult<InsertOutcome> {
-        self.db
-            .write(move |tx| insert(tx, &item, now, dedupe_until))
-            .await
+        let row = NewRow::new(item, now, dedupe_until)?;
+        self.db.write(move |tx| insert(tx, &row)).await
     }
 
     async fn pending(&self, query: &PendingQuery) -> StoreResult<PendingPage> {
