@@ -402,11 +402,13 @@ async fn main() {
     let mut created = 0;
     // NEXUS_BENCH_SUBSCRIPTIONS: which fan-outs to run, as subscriptions, or subscriptions
     // `x` events per publish request; e.g. "50" to profile one alone.
-    let fan_outs: Vec<FanOut> = std::env::var("NEXUS_BENCH_SUBSCRIPTIONS")
+    let mut fan_outs: Vec<FanOut> = std::env::var("NEXUS_BENCH_SUBSCRIPTIONS")
         .unwrap_or_else(|_| "1,1x100,50".to_owned())
         .split(',')
         .map(FanOut::parse)
         .collect();
+    // Subscriptions are only ever added: run the smaller fan-outs first.
+    fan_outs.sort_by_key(|fan_out| fan_out.subscriptions);
     for &fan_out in &fan_outs {
         let subscriptions = fan_out.subscriptions;
         while created < subscriptions {

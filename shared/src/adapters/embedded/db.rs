@@ -16,7 +16,7 @@ const MMAP_BYTES: i64 = 1 << 30;
 /// WAL pages after which a commit checkpoints (copies the WAL back into the database).
 const CHECKPOINT_PAGES: i64 = 8192;
 /// Page cache of the writing connection, in KiB.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 /// A migrated database: its writer thread and its readers. Cheap to share behind an `Arc`.
 pub(super) struct Database {
