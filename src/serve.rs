@@ -32,6 +32,7 @@ const DELIVERIES_PER_SLOT: usize = 4;
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let _lock = lock_data_dir(&config.data_dir)?;
     let db_path = config.data_dir.join("nexus.db");
     let store = Arc::new(
         SqliteStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?,
@@ -167,6 +168,30 @@ async fn delivery_loop(state: AppState, queue: Arc<SqliteQueue>) {
                 deliver_and_settle(&state, message).await;
                 drop(permit);
             });
+        }
+    }
+}
+
+/// Holds the data directory for this process: its stores assume they are the only writer
+/// (one writer thread per database, caches kept beside it), so a second `nexus serve` on
+/// the same directory must not start. The kernel drops the lock when the process ends,
+/// however it ends.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another nexus serve is using the data directory {}",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("locking {}", path.display()))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `nexus serve` itself: its API key and its data directory.
+//! `nexus serve` itself: its API key and its data directory, which one server holds.
 
 use reqwest::StatusCode;
 use tokio::process::Command;
@@ -12,6 +12,30 @@ fn serve(data_dir: &std::path::Path) -> Command {
         .arg(data_dir)
         .env_remove("NEXUS_API_KEY");
     command
+}
+
+/// Kills a server and waits until it is gone, and its hold on the data directory with it.
+async fn stop(mut server: tokio::process::Child) {
+    server.kill().await.expect("killing nexus serve");
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let (_dir, data_dir) = temp_data_dir();
+    let (_first, _) = start_server(serve(&data_dir)).await;
+
+    let second = serve(&data_dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running a second nexus serve");
+
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another nexus serve is using the data directory"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -34,7 +58,7 @@ async fn without_a_configured_key_one_is_generated_once_and_kept() {
         }
     };
     assert_eq!(pending(base.clone(), key.clone()).await, StatusCode::OK);
-    drop(first);
+    stop(first).await;
 
     let (_second, base) = start_server(serve(&data_dir)).await;
     assert_eq!(
@@ -68,7 +92,7 @@ async fn items_survive_a_restart_on_the_same_data_directory() {
         .json()
         .await
         .unwrap();
-    drop(first);
+    stop(first).await;
 
     let mut command = serve(&data_dir);
     command.env("NEXUS_API_KEY", &key);
