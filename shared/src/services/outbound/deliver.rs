@@ -123,7 +123,7 @@ async fn attempt(
         .latency(subscription.id.as_str(), latency.as_secs_f64());
 
     let now = state.clock.now();
-    let number = delivery.attempts.len() as u32 + 1;
+    let number = delivery.next_attempt_number();
     let (result, record) = match &response {
         Ok(response) => {
             let retry_after = response
@@ -206,18 +206,16 @@ async fn settle_without_sending(
     reason: &str,
 ) -> ServiceResult<Disposition> {
     let now = state.clock.now();
-    delivery.attempts.push(Attempt {
-        number: delivery.attempts.len() as u32 + 1,
+    let attempt = Attempt {
+        number: delivery.next_attempt_number(),
         at: now,
         status_code: None,
         latency_ms: 0,
         response_body: None,
         response_truncated: false,
         error: Some(format!("not sent: {reason}")),
-    });
-    delivery.status = DeliveryStatus::Failed;
-    delivery.next_attempt_at = None;
-    delivery.updated_at = now;
+    };
+    delivery.record(attempt, &Decision::GiveUp, now);
     state.outbound.save_delivery(&delivery).await?;
     state
         .metrics

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::domain::outbound::{
-    Delivery, DeliveryStatus, Event, EventId, NewEvent, OutboundDeliveryId, SubscriptionId,
+    Delivery, Event, EventId, NewEvent, OutboundDeliveryId, SubscriptionId,
 };
 use crate::ports::outbound::{Publication, PublishOutcome};
 use crate::ports::queue::QueueMessage;
@@ -58,18 +58,7 @@ pub async fn publish_batch(
             let deliveries = subscriptions
                 .iter()
                 .filter(|s| s.matches(&event))
-                .map(|s| Delivery {
-                    id: OutboundDeliveryId::new(),
-                    event_id: event.id.clone(),
-                    subscription_id: s.id.clone(),
-                    event_type: event.event_type.clone(),
-                    status: DeliveryStatus::Pending,
-                    attempts: Vec::new(),
-                    next_attempt_at: Some(now),
-                    created_at: now,
-                    updated_at: now,
-                    manual: false,
-                })
+                .map(|s| Delivery::new(&event, s.id.clone(), now))
                 .collect();
             Publication {
                 event,
