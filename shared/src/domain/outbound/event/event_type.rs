@@ -1,10 +1,7 @@
 //! Event type names (`build.completed`) and the patterns subscriptions select them with
 //! (`build.completed`, `build.*`, `*`).
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 
 use crate::domain::DomainError;
 
@@ -101,38 +98,6 @@ impl From<EventType> for EventPattern {
     fn from(event_type: EventType) -> Self {
         Self(event_type.0)
     }
-}
-
-macro_rules! string_newtype_impls {
-    ($name:ident) => {
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = DomainError;
-
-            fn from_str(value: &str) -> Result<Self, Self::Err> {
-                Self::parse(value)
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = DomainError;
-
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                Self::parse(&value)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
-    };
 }
 
 string_newtype_impls!(EventType);
