@@ -9,7 +9,8 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use tokio::process::Command;
 
-use crate::helpers::{start_server, temp_data_dir, unique, DEADLINE};
+use crate::helpers::{serve_command, start_server, temp_data_dir, unique, DEADLINE};
+use crate::outbound_support::eventually;
 use crate::receiver::{Answer, Receiver};
 
 const CLIENTS: usize = 8;
@@ -19,12 +20,8 @@ const MAX_REQUESTS_PER_CLIENT: usize = 2_000;
 const KILL_AFTER_ACKS: usize = 400;
 
 fn serve(data_dir: &std::path::Path, key: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nexus"));
-    command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("NEXUS_API_KEY", key)
-        .env("RUST_LOG", "error");
+    let mut command = serve_command(data_dir);
+    command.env("NEXUS_API_KEY", key).env("RUST_LOG", "error");
     command
 }
 
@@ -182,12 +179,10 @@ async fn deliveries_waiting_for_a_retry_are_sent_after_a_sigkill_and_restart() {
     expected.sort_unstable();
     retried.sort_unstable();
     assert_eq!(retried, expected, "each waiting delivery is sent once more");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    let url = format!("{base}/api/v1/deliveries?subscription_id={subscription}&status=success");
+    eventually("the retried deliveries recorded as delivered", || async {
         let listed: serde_json::Value = client
-            .get(format!(
-                "{base}/api/v1/deliveries?subscription_id={subscription}&status=success"
-            ))
+            .get(&url)
             .bearer_auth(&key)
             .send()
             .await
@@ -195,15 +190,9 @@ async fn deliveries_waiting_for_a_retry_are_sent_after_a_sigkill_and_restart() {
             .json()
             .await
             .unwrap();
-        if listed["deliveries"].as_array().map(Vec::len) == Some(EVENTS) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the retried deliveries were never recorded as delivered: {listed}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (listed["deliveries"].as_array().map(Vec::len) == Some(EVENTS)).then_some(())
+    })
+    .await;
     assert_eq!(
         receiver.requests().len(),
         2 * EVENTS,

@@ -3,14 +3,11 @@
 use reqwest::StatusCode;
 use tokio::process::Command;
 
-use crate::helpers::{start_server, temp_data_dir, unique};
+use crate::helpers::{serve_command, start_server, temp_data_dir, unique};
 
 fn serve(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nexus"));
-    command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("NEXUS_API_KEY");
+    let mut command = serve_command(data_dir);
+    command.env_remove("NEXUS_API_KEY");
     command
 }
 

@@ -6,7 +6,7 @@ mod moto;
 pub use client::*;
 pub use moto::*;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -172,14 +172,21 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     }
 }
 
+/// `nexus serve` on 127.0.0.1, a port the OS picks, keeping its data in `data_dir`.
+pub fn serve_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nexus"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir);
+    command
+}
+
 /// Starts the real `nexus serve` binary on 127.0.0.1:0 and reads its address.
 async fn spawn_local(options: Options) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let api_key = unique("key");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_nexus"));
+    let mut command = serve_command(data_dir.path());
     command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir.path())
         .env("NEXUS_API_KEY", &api_key)
         .envs(options.secrets.iter().map(|(k, v)| (k, v)))
         .envs(options.outbound.iter().map(|(k, v)| (k, v)));
