@@ -158,22 +158,15 @@ impl OutboundStore for SqliteOutbound {
         idempotency_key: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<PublishOutcome> {
-        // Documents are serialized here, so the writer thread only writes.
-        let row = EventRow::new(event)?;
-        let rows = deliveries
-            .iter()
-            .map(DeliveryRow::new)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let key = idempotency_key.map(str::to_owned);
-        let now = text_time(now);
-        let outcome = self
-            .db
-            .write(move |tx| publish(tx, &row, &rows, key.as_deref(), &now))
+        let publication = Publication {
+            event: event.clone(),
+            deliveries: deliveries.to_vec(),
+            idempotency_key: idempotency_key.map(str::to_owned),
+        };
+        let mut outcomes = self
+            .publish_all(std::slice::from_ref(&publication), now)
             .await?;
-        if outcome == PublishOutcome::Stored {
-            self.remember(event, deliveries);
-        }
-        Ok(outcome)
+        Ok(outcomes.remove(0))
     }
 
     /// One writer job for the whole batch: one commit, one fsync.
@@ -182,6 +175,7 @@ impl OutboundStore for SqliteOutbound {
         items: &[Publication],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<PublishOutcome>> {
+        // Documents are serialized here, so the writer thread only writes.
         let rows = items
             .iter()
             .map(|item| {

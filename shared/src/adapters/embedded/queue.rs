@@ -157,7 +157,7 @@ impl SqliteQueue {
     }
 
     /// Enqueues every message, each visible after `delay`.
-    pub fn send_all(&self, messages: &[QueueMessage], delay: Duration) -> Result<(), QueueError> {
+    fn send_all(&self, messages: &[QueueMessage], delay: Duration) -> Result<(), QueueError> {
         if delay > MAX_DELAY {
             return Err(QueueError::new(Refused::Delay(delay)));
         }
