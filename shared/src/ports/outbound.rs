@@ -106,14 +106,26 @@ pub trait OutboundStore: Send + Sync {
     async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
 
-    /// Takes the subscription's next send slot if it is free now (returns zero), or returns
-    /// how long until it is free without taking it (the caller tries again then). Holds
-    /// across processes: taking a slot is one atomic update of the subscription's
-    /// theoretical arrival time (GCRA).
+    /// Takes the subscription's next free slot on `lane` and returns how long after `now`
+    /// it is (zero: now). Every call takes a different slot, one interval after the last,
+    /// so the caller owns what it was given and waits for it. Holds across processes:
+    /// taking a slot is one atomic update of the lane's theoretical arrival time (GCRA).
     async fn reserve_rate_slot(
         &self,
         id: &SubscriptionId,
+        lane: RateLane,
         per_minute: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<std::time::Duration>;
+}
+
+/// A subscription's rate limit keeps two schedules of slots, one interval apart each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLane {
+    /// When a waiting delivery is woken: each takes its own slot once, so a backlog is
+    /// received about once per delivery rather than once per freed slot.
+    Wake,
+    /// When a request is actually sent: a delivery the queue woke late must not go out
+    /// on the heels of another, so the spacing holds at the subscriber.
+    Send,
 }

@@ -63,4 +63,9 @@ pub trait DeliveryQueue: Send + Sync {
     async fn dead_letter(&self, received: &Received) -> Result<(), QueueError>;
     /// Messages waiting (visible or delayed), for the queue-size metric.
     async fn approximate_size(&self) -> Result<u64, QueueError>;
+    /// How late a delayed message may come back: one asked back after `d` reaches a
+    /// consumer within `[d, d + resolution]`. Exact (zero) unless a backend says otherwise.
+    fn delay_resolution(&self) -> Duration {
+        Duration::ZERO
+    }
 }

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use nexus_shared::domain::outbound::{
     Attempt, Delivery, DeliveryStatus, OutboundDeliveryId, SigningSecret, SubscriptionId,
 };
-use nexus_shared::ports::outbound::{DeliveryQuery, OutboundStore, PublishOutcome};
+use nexus_shared::ports::outbound::{DeliveryQuery, OutboundStore, PublishOutcome, RateLane};
 use secrecy::ExposeSecret;
 
 use super::{deliveries, dynamo_outbound, event, moto, subscription};
@@ -310,43 +310,46 @@ async fn counters_follow_each_status_change_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_slot_is_taken_only_when_free_and_by_one_racer() {
+async fn every_caller_takes_its_own_rate_slot_even_racing() {
     let Some((sdk, config)) = moto().await else {
         return;
     };
     let store = dynamo_outbound(&sdk, &config);
     let id = SubscriptionId::new();
     let now = Utc::now();
-    assert_eq!(
-        store.reserve_rate_slot(&id, 60, now).await.unwrap(),
-        Duration::ZERO
-    );
-    // Busy: the wait is reported and nothing is reserved, so asking again gives the same.
-    for _ in 0..2 {
+    for n in 0..3 {
         assert_eq!(
-            store.reserve_rate_slot(&id, 60, now).await.unwrap(),
-            Duration::from_secs(1)
+            store
+                .reserve_rate_slot(&id, RateLane::Wake, 60, now)
+                .await
+                .unwrap(),
+            Duration::from_secs(n)
         );
     }
     let later = now + TimeDelta::milliseconds(400);
     assert_eq!(
-        store.reserve_rate_slot(&id, 60, later).await.unwrap(),
-        Duration::from_millis(600)
+        store
+            .reserve_rate_slot(&id, RateLane::Wake, 60, later)
+            .await
+            .unwrap(),
+        Duration::from_millis(2_600)
     );
-    let due = now + TimeDelta::seconds(1);
     assert_eq!(
-        store.reserve_rate_slot(&id, 60, due).await.unwrap(),
-        Duration::ZERO
+        store
+            .reserve_rate_slot(&id, RateLane::Send, 60, now)
+            .await
+            .unwrap(),
+        Duration::ZERO,
+        "the send lane keeps its own slots"
     );
 
     let fresh = SubscriptionId::new();
-    let racers = join_all((0..6).map(|_| store.reserve_rate_slot(&fresh, 30, now))).await;
-    let waits: Vec<Duration> = racers.into_iter().map(Result::unwrap).collect();
-    assert_eq!(waits.iter().filter(|w| w.is_zero()).count(), 1, "{waits:?}");
-    assert!(
-        waits
-            .iter()
-            .all(|w| w.is_zero() || *w == Duration::from_secs(2)),
-        "{waits:?}"
-    );
+    let racers =
+        join_all((0..6).map(|_| store.reserve_rate_slot(&fresh, RateLane::Send, 30, now))).await;
+    let mut waits: Vec<u64> = racers
+        .into_iter()
+        .map(|wait| wait.unwrap().as_secs())
+        .collect();
+    waits.sort_unstable();
+    assert_eq!(waits, [0, 2, 4, 6, 8, 10]);
 }

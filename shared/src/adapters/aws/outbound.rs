@@ -33,7 +33,7 @@ use crate::domain::outbound::{
     rate_slot, Delivery, Event, EventId, OutboundDeliveryId, Subscription, SubscriptionId,
 };
 use crate::ports::outbound::{
-    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, PublishOutcome,
+    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, PublishOutcome, RateLane,
 };
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
@@ -130,13 +130,15 @@ impl OutboundStore for DynamoOutbound {
             .send()
             .await
             .map_err(StoreError::unavailable)?;
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(rate_key(id)))
-            .send()
-            .await
-            .map_err(StoreError::unavailable)?;
+        for lane in [RateLane::Wake, RateLane::Send] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(rate_key(id, lane)))
+                .send()
+                .await
+                .map_err(StoreError::unavailable)?;
+        }
         Ok(deleted.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -180,26 +182,23 @@ impl OutboundStore for DynamoOutbound {
         Ok(sum(&self.batch_get(keys).await?))
     }
 
-    /// GCRA on the `RATE#` item: a free slot is taken with a compare-and-set on the stored
-    /// arrival time; a busy one is not reserved, only reported (the caller asks again when
-    /// it is due).
+    /// GCRA on the `RATE#` item: the next free slot is taken with a compare-and-set on the
+    /// stored arrival time.
     async fn reserve_rate_slot(
         &self,
         id: &SubscriptionId,
+        lane: RateLane,
         per_minute: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<Duration> {
         for attempt in 0..MAX_TRIES {
-            let stored = self.get(rate_key(id), Some("tat")).await?;
+            let stored = self.get(rate_key(id, lane), Some("tat")).await?;
             let stored = stored
                 .as_ref()
                 .map(|attrs| string(attrs, "tat"))
                 .transpose()?;
             let (wait, tat) = rate_slot(stored.map(time).transpose()?, now, per_minute);
-            if !wait.is_zero() {
-                return Ok(wait);
-            }
-            let mut item = rate_key(id);
+            let mut item = rate_key(id, lane);
             item.insert("tat".to_owned(), Av::S(text_time(tat)));
             let request = self
                 .client
@@ -213,12 +212,15 @@ impl OutboundStore for DynamoOutbound {
                 None => request.condition_expression("attribute_not_exists(pk)"),
             };
             match request.send().await {
-                Ok(_) => return Ok(Duration::ZERO),
+                Ok(_) => return Ok(wait),
                 Err(error) if is_lost_race(&error) => pause(attempt).await,
                 Err(error) => return Err(StoreError::unavailable(error)),
             }
         }
-        // Others keep taking the slots: this one waits for the next.
-        Ok(Duration::from_secs(60) / per_minute.max(1))
+        // Others kept taking the slots under it: no slot is held, so the step fails and the
+        // queue brings the message back later.
+        Err(StoreError::unavailable(std::io::Error::other(
+            "the rate-limit slot kept changing under concurrent writers",
+        )))
     }
 }

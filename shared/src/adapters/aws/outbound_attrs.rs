@@ -15,6 +15,7 @@ use crate::domain::outbound::{
     Delivery, DeliveryStatus, Event, EventPattern, Filters, OutboundDeliveryId, SigningSecret,
     Subscription, SubscriptionId, TargetUrl,
 };
+use crate::ports::outbound::RateLane;
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
 
@@ -57,8 +58,13 @@ pub(super) fn idempotency_key(key_text: &str) -> Attrs {
     key(format!("IDEMP#{key_text}"), "IDEMP")
 }
 
-pub(super) fn rate_key(id: &SubscriptionId) -> Attrs {
-    key(format!("RATE#{id}"), "RATE")
+/// The subscription's rate-limit lane: one item per lane under the same partition.
+pub(super) fn rate_key(id: &SubscriptionId, lane: RateLane) -> Attrs {
+    let sort = match lane {
+        RateLane::Wake => "RATE",
+        RateLane::Send => "SEND",
+    };
+    key(format!("RATE#{id}"), sort)
 }
 
 /// Times as RFC 3339 with as many fractional digits as they have: lossless.

@@ -137,6 +137,12 @@ impl DeliveryQueue for SqsQueue {
         Ok(received)
     }
 
+    /// SQS counts delays and visibility in whole seconds (rounded up here), and a message
+    /// that became visible reaches the consumer on its poller's next receive.
+    fn delay_resolution(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+
     async fn retry_in(&self, handle: &str, delay: Duration) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()

@@ -25,6 +25,7 @@ use crate::domain::outbound::{
 };
 use crate::ports::outbound::{
     DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, Publication, PublishOutcome,
+    RateLane,
 };
 use crate::ports::store::StoreResult;
 
@@ -142,6 +143,9 @@ impl OutboundStore for SqliteOutbound {
             .db
             .write(move |tx| {
                 tx.execute("DELETE FROM rate_slots WHERE subscription_id = ?1", [&id])
+                    .and_then(|_| {
+                        tx.execute("DELETE FROM send_slots WHERE subscription_id = ?1", [&id])
+                    })
                     .and_then(|_| tx.execute("DELETE FROM subscriptions WHERE id = ?1", [&id]))
                     .map(|deleted| deleted > 0)
                     .map_err(db_error)
@@ -258,12 +262,13 @@ impl OutboundStore for SqliteOutbound {
     async fn reserve_rate_slot(
         &self,
         id: &SubscriptionId,
+        lane: RateLane,
         per_minute: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<std::time::Duration> {
         let id = id.as_str().to_owned();
         self.db
-            .write(move |tx| reserve(tx, &id, per_minute, now))
+            .write(move |tx| reserve(tx, &id, lane, per_minute, now))
             .await
     }
 }

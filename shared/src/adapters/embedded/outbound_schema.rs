@@ -13,7 +13,15 @@ use crate::domain::outbound::{
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
 
-pub(super) const MIGRATIONS: [&str; 2] = [OUTBOUND, super::queue_sql::SCHEMA];
+pub(super) const MIGRATIONS: [&str; 3] = [OUTBOUND, super::queue_sql::SCHEMA, SEND_SLOTS];
+
+/// The send lane of the rate limit (`RateLane::Send`); `rate_slots` is the wake lane.
+const SEND_SLOTS: &str = r#"
+CREATE TABLE send_slots (
+    subscription_id TEXT NOT NULL PRIMARY KEY,
+    tat             TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
 
 const OUTBOUND: &str = r#"
 CREATE TABLE subscriptions (

@@ -11,7 +11,9 @@ use super::outbound_schema::{corrupt, nanos_time, DeliveryRow, EventRow};
 use crate::domain::outbound::{
     rate_slot, Delivery, DeliveryStatus, EventId, OutboundDeliveryId, SubscriptionId,
 };
-use crate::ports::outbound::{DeliveryCounts, DeliveryPage, DeliveryQuery, PublishOutcome};
+use crate::ports::outbound::{
+    DeliveryCounts, DeliveryPage, DeliveryQuery, PublishOutcome, RateLane,
+};
 use crate::ports::store::StoreResult;
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
@@ -147,33 +149,40 @@ pub(super) fn publish(
     Ok(PublishOutcome::Stored)
 }
 
-/// Takes the subscription's GCRA slot if it is free at `now` (returns zero); otherwise
-/// returns how long until it is, without taking it. One writer job, so the read and the
-/// write cannot interleave with another reservation's.
+/// Takes the subscription's next GCRA slot on `lane` and returns how long after `now` it
+/// is. One writer job, so the read and the write cannot interleave with another
+/// reservation's.
 pub(super) fn reserve(
     tx: &Connection,
     id: &str,
+    lane: RateLane,
     per_minute: u32,
     now: DateTime<Utc>,
 ) -> StoreResult<std::time::Duration> {
+    let (select, upsert) = match lane {
+        RateLane::Wake => (
+            "SELECT tat FROM rate_slots WHERE subscription_id = ?1",
+            "INSERT INTO rate_slots (subscription_id, tat) VALUES (?1, ?2)
+             ON CONFLICT (subscription_id) DO UPDATE SET tat = excluded.tat",
+        ),
+        RateLane::Send => (
+            "SELECT tat FROM send_slots WHERE subscription_id = ?1",
+            "INSERT INTO send_slots (subscription_id, tat) VALUES (?1, ?2)
+             ON CONFLICT (subscription_id) DO UPDATE SET tat = excluded.tat",
+        ),
+    };
     let stored: Option<String> = tx
-        .prepare_cached("SELECT tat FROM rate_slots WHERE subscription_id = ?1")
+        .prepare_cached(select)
         .map_err(db_error)?
         .query_row([id], |row| row.get(0))
         .optional()
         .map_err(db_error)?;
     let stored = stored.as_deref().map(parse_time).transpose()?;
     let (wait, tat) = rate_slot(stored, now, per_minute);
-    if !wait.is_zero() {
-        return Ok(wait);
-    }
-    tx.prepare_cached(
-        "INSERT INTO rate_slots (subscription_id, tat) VALUES (?1, ?2)
-         ON CONFLICT (subscription_id) DO UPDATE SET tat = excluded.tat",
-    )
-    .map_err(db_error)?
-    .execute(params![id, nanos_time(tat)])
-    .map_err(db_error)?;
+    tx.prepare_cached(upsert)
+        .map_err(db_error)?
+        .execute(params![id, nanos_time(tat)])
+        .map_err(db_error)?;
     Ok(wait)
 }
 

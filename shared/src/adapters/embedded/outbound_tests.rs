@@ -311,60 +311,70 @@ async fn counts_follow_every_status_change() {
 }
 
 #[tokio::test]
-async fn concurrent_callers_take_the_slots_one_interval_apart() {
+async fn concurrent_callers_each_take_their_own_slot_one_interval_apart() {
     let (_dir, store) = store();
     let limited = SubscriptionId::new();
-    let (mut now, mut waiting, mut taken_at) = (at(0), 10, Vec::new());
-    while waiting > 0 {
-        // Everyone still waiting asks at once; whoever is told to wait asks again then.
-        let asks: Vec<_> = (0..waiting)
-            .map(|_| {
-                let (store, id) = (store.clone(), limited.clone());
-                tokio::spawn(async move { store.reserve_rate_slot(&id, 30, now).await.unwrap() })
+    let asks: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, id) = (store.clone(), limited.clone());
+            tokio::spawn(async move {
+                store
+                    .reserve_rate_slot(&id, RateLane::Send, 30, at(0))
+                    .await
+                    .unwrap()
             })
-            .collect();
-        let mut waits = Vec::new();
-        for ask in asks {
-            waits.push(ask.await.unwrap());
-        }
-        let takers = waits.iter().filter(|wait| wait.is_zero()).count();
-        assert_eq!(takers, 1, "exactly one caller takes a slot: {waits:?}");
-        taken_at.push((now - at(0)).num_seconds());
-        waiting -= 1;
-        let wait = waits.into_iter().max().unwrap();
-        now += chrono::TimeDelta::from_std(wait).unwrap();
+        })
+        .collect();
+    let mut waits = Vec::new();
+    for ask in asks {
+        waits.push(ask.await.unwrap().as_secs());
     }
+    waits.sort_unstable();
 
-    assert_eq!(taken_at, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    assert_eq!(waits, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
     let other = SubscriptionId::new();
-    let free = store.reserve_rate_slot(&other, 30, at(0)).await.unwrap();
+    let free = store
+        .reserve_rate_slot(&other, RateLane::Send, 30, at(0))
+        .await
+        .unwrap();
     assert_eq!(free, Duration::ZERO, "each subscription has its own slots");
 }
 
 #[tokio::test]
-async fn a_busy_slot_is_reported_to_the_nanosecond_and_not_taken() {
+async fn slots_are_exact_to_the_nanosecond_and_idle_time_does_not_accumulate() {
     let (_dir, store) = store();
     let id = SubscriptionId::new();
     let interval = Duration::from_secs(60) / 7;
-    assert_eq!(
-        store.reserve_rate_slot(&id, 7, at(0)).await.unwrap(),
-        Duration::ZERO
-    );
-
-    // Asking again does not push the slot further away.
-    for _ in 0..3 {
+    for n in 0..4 {
         assert_eq!(
-            store.reserve_rate_slot(&id, 7, at(0)).await.unwrap(),
-            interval
+            store
+                .reserve_rate_slot(&id, RateLane::Wake, 7, at(0))
+                .await
+                .unwrap(),
+            interval * n
         );
     }
-    let due = at(0) + chrono::TimeDelta::from_std(interval).unwrap();
     assert_eq!(
-        store.reserve_rate_slot(&id, 7, due).await.unwrap(),
+        store
+            .reserve_rate_slot(&id, RateLane::Send, 7, at(0))
+            .await
+            .unwrap(),
+        Duration::ZERO,
+        "the send lane keeps its own slots"
+    );
+    // Long after the last slot: the next one is now, and only one.
+    assert_eq!(
+        store
+            .reserve_rate_slot(&id, RateLane::Wake, 7, at(3_600))
+            .await
+            .unwrap(),
         Duration::ZERO
     );
     assert_eq!(
-        store.reserve_rate_slot(&id, 7, due).await.unwrap(),
+        store
+            .reserve_rate_slot(&id, RateLane::Wake, 7, at(3_600))
+            .await
+            .unwrap(),
         interval
     );
 }

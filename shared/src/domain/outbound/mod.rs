@@ -64,7 +64,7 @@ pub use target::{is_forbidden_address, TargetUrl};
 
 /// `at + duration`, or the end of time when that overflows: a wait too long to represent
 /// is as good as forever.
-fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+pub fn after(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
     TimeDelta::from_std(duration)
         .ok()
         .and_then(|delta| at.checked_add_signed(delta))

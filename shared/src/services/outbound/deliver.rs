@@ -7,10 +7,12 @@ use chrono::Utc;
 
 use super::retry_policy;
 use crate::domain::outbound::{
-    classify, decide, parse_retry_after, signature_headers, truncate_body, Attempt, Decision,
-    Delivery, DeliveryStatus, Event, Subscription, MAX_RESPONSE_BODY_BYTES,
+    after, classify, decide, parse_retry_after, signature_headers, truncate_body, Attempt,
+    Decision, Delivery, DeliveryStatus, Event, Subscription, SubscriptionId,
+    MAX_RESPONSE_BODY_BYTES,
 };
 use crate::ports::http_client::TransportError;
+use crate::ports::outbound::RateLane;
 use crate::ports::queue::{QueueMessage, Received};
 use crate::services::{AppState, ServiceResult};
 
@@ -28,6 +30,10 @@ pub enum Disposition {
 /// The longest a message may be held back in one go (SQS's visibility limit is 12 hours).
 const MAX_HOLD: Duration = Duration::from_secs(12 * 3600);
 
+/// How early a delivery may be sent: queues wake a message a little before or after its
+/// time, and holding it back again for less than this is not worth a receive.
+const EARLY_GRACE: Duration = Duration::from_millis(500);
+
 /// Delivers the message's delivery once, if it is due, and records the attempt.
 pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceResult<Disposition> {
     let QueueMessage::Deliver { delivery_id } = message;
@@ -43,10 +49,14 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
         return Ok(Disposition::Delete);
     }
     let now = state.clock.now();
+    // Queues keep delays coarsely (SQS: whole seconds, rounded up), so a message is asked
+    // back `resolution` early and waits out the rest here: a rate-limit slot is kept to
+    // the millisecond, not to the next whole second.
+    let resolution = state.queue.delay_resolution();
     if let Some(due) = delivery.next_attempt_at {
         if let Ok(early) = (due - now).to_std() {
-            if early > Duration::from_millis(500) {
-                return Ok(Disposition::RetryIn(early.min(MAX_HOLD)));
+            if early > EARLY_GRACE + resolution {
+                return Ok(Disposition::RetryIn((early - resolution).min(MAX_HOLD)));
             }
         }
     }
@@ -67,20 +77,70 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
         .rate_limit
         .unwrap_or(state.config.outbound.default_rate_limit);
     if limit > 0 {
-        // Stamped with the time of the reservation itself, right before sending: an
-        // earlier reading would let two sends come closer than the limit allows.
-        let wait = state
-            .outbound
-            .reserve_rate_slot(&subscription.id, limit, state.clock.now())
-            .await?;
-        if !wait.is_zero() {
-            // Over the limit: later, never dropped, and no attempt is spent on it. The jitter
-            // spreads deliveries waiting for the same slot, so they do not all wake at once.
-            let spread = wait.mul_f64(rand::random::<f64>() * 0.25);
-            return Ok(Disposition::RetryIn((wait + spread).min(MAX_HOLD)));
-        }
+        let woken_for = match delivery.rate_slot_due_by(now + EARLY_GRACE + resolution) {
+            // Back for the slot it took earlier.
+            Some(slot) => slot,
+            None => {
+                // Stamped with the time of the reservation itself, right before sending: an
+                // earlier reading would let two sends come closer than the limit allows.
+                let reserved_at = state.clock.now();
+                let wait = state
+                    .outbound
+                    .reserve_rate_slot(&subscription.id, RateLane::Wake, limit, reserved_at)
+                    .await?;
+                if wait > resolution {
+                    // Over the limit: the delivery took a later slot and waits for it, never
+                    // dropped, and no attempt is spent on it. Recorded, so that when the
+                    // message comes back it is sent without competing for a slot again
+                    // (each receive counts toward the queue's redrive limit).
+                    delivery.hold_for_rate_slot(wait, reserved_at);
+                    state.outbound.save_delivery(&delivery).await?;
+                    return Ok(Disposition::RetryIn((wait - resolution).min(MAX_HOLD)));
+                }
+                after(reserved_at, wait)
+            }
+        };
+        take_send_slot(state, &subscription.id, limit, woken_for).await?;
     }
     attempt(state, &mut delivery, subscription, event).await
+}
+
+/// How often a send slot that passed while it was being taken is given up for a new one.
+const SEND_SLOT_TRIES: u32 = 3;
+
+/// Takes a send-lane slot no earlier than `not_before` and waits for it. The wake slots
+/// space the deliveries out, but a queue may bring several back late together; the send
+/// lane keeps the requests themselves an interval apart.
+async fn take_send_slot(
+    state: &AppState,
+    subscription: &SubscriptionId,
+    limit: u32,
+    not_before: chrono::DateTime<Utc>,
+) -> ServiceResult<()> {
+    for _ in 0..SEND_SLOT_TRIES {
+        let asked_for = not_before.max(state.clock.now());
+        let wait = state
+            .outbound
+            .reserve_rate_slot(subscription, RateLane::Send, limit, asked_for)
+            .await?;
+        let slot = after(asked_for, wait);
+        // Taking it may have been slow (contended compare-and-sets); a slot used more than a
+        // quarter interval late would send on the heels of the next slot's owner.
+        let tolerance = Duration::from_secs(60) / limit / 4;
+        if after(slot, tolerance) >= state.clock.now() {
+            sleep_until(state, slot).await;
+            return Ok(());
+        }
+        // The slot passed while it was being taken: an unused slot only lowers the rate.
+    }
+    Ok(())
+}
+
+/// Waits (in this process) until `at` by the state's clock; at once if it has passed.
+async fn sleep_until(state: &AppState, at: chrono::DateTime<Utc>) {
+    if let Ok(wait) = (at - state.clock.now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// Sends once, records the attempt and decides what comes next.

@@ -72,6 +72,7 @@ pub async fn retry(state: &AppState, id: &OutboundDeliveryId) -> ServiceResult<D
     delivery.manual = true;
     delivery.status = DeliveryStatus::Pending;
     delivery.next_attempt_at = Some(now);
+    delivery.rate_slot = None;
     delivery.updated_at = now;
     state.outbound.save_delivery(&delivery).await?;
     enqueue(state, std::iter::once(&delivery.id)).await?;

@@ -10,10 +10,10 @@ use crate::domain::outbound::after;
 ///
 /// `stored_tat` is the theoretical arrival time kept for the subscription (`None` when it
 /// has none yet). Returns how long a request must wait for the slot and the TAT that
-/// taking it stores. Slots are `60 s / per_minute` apart. The stores take the slot (store
-/// the new TAT) only when the wait is zero, and otherwise tell the caller to come back
-/// after the wait, so a burst is spread out, never dropped; taking it must be a
-/// compare-and-set on the old TAT, so that concurrent workers never share a slot.
+/// taking it stores. Slots are `60 s / per_minute` apart. The stores always take the slot
+/// (store the new TAT) and the caller waits for it, so a burst is spread out, never
+/// dropped, and each request asks once; taking it must be a compare-and-set on the old
+/// TAT, so that concurrent workers never share a slot.
 pub fn rate_slot(
     stored_tat: Option<DateTime<Utc>>,
     now: DateTime<Utc>,

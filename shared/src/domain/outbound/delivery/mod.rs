@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,11 @@ pub struct Delivery {
     /// Asked for by a user (`POST /api/v1/deliveries/{id}/retry`): one attempt, which does
     /// not schedule another when it fails.
     pub manual: bool,
+    /// The send slot this delivery took under its subscription's rate limit, when that slot
+    /// was in the future: at that time it is sent without asking the limiter again, so a
+    /// delivery held back by the limit is received about twice, not once per freed slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_slot: Option<DateTime<Utc>>,
 }
 
 impl Delivery {
@@ -150,6 +156,7 @@ impl Delivery {
             created_at: now,
             updated_at: now,
             manual: false,
+            rate_slot: None,
         }
     }
 
@@ -160,10 +167,18 @@ impl Delivery {
             .saturating_add(1)
     }
 
-    /// Marks an attempt as in flight.
-    pub fn start_sending(&mut self, now: DateTime<Utc>) {
-        self.status = DeliveryStatus::Sending;
+    /// Holds the delivery for the rate-limit slot it took at `now`, `wait` from now: its
+    /// next attempt is due then.
+    pub fn hold_for_rate_slot(&mut self, wait: Duration, now: DateTime<Utc>) {
+        let slot = after(now, wait);
+        self.rate_slot = Some(slot);
+        self.next_attempt_at = Some(slot);
         self.updated_at = now;
+    }
+
+    /// The rate-limit slot the delivery already holds, if it is due by `by`.
+    pub fn rate_slot_due_by(&self, by: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.rate_slot.filter(|slot| *slot <= by)
     }
 
     /// Logs `attempt` and applies `decision`, made for it with [`decide`](super::decide).
@@ -171,6 +186,8 @@ impl Delivery {
     pub fn record(&mut self, attempt: Attempt, decision: &Decision, now: DateTime<Utc>) {
         self.attempts.push(attempt);
         self.updated_at = now;
+        // The slot is spent; a retry takes a new one.
+        self.rate_slot = None;
         let (status, next) = match *decision {
             Decision::Delivered => (DeliveryStatus::Success, None),
             Decision::Disable | Decision::GiveUp => (DeliveryStatus::Failed, None),

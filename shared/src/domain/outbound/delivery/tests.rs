@@ -46,8 +46,6 @@ fn a_new_delivery_is_pending_and_due_at_once() {
 #[test]
 fn a_failure_then_a_success_is_logged_and_ends_successful() {
     let mut d = delivery();
-    d.start_sending(at(1));
-    assert_eq!(d.status, DeliveryStatus::Sending);
     d.record(
         attempt(1, Some(500)),
         &Decision::RetryIn(Duration::from_secs(5)),
@@ -64,6 +62,28 @@ fn a_failure_then_a_success_is_logged_and_ends_successful() {
         d.attempts.iter().map(|a| a.number).collect::<Vec<_>>(),
         [1, 2]
     );
+}
+
+#[test]
+fn a_delivery_held_for_a_rate_slot_is_due_then_and_spends_the_slot_on_its_attempt() {
+    let mut d = delivery();
+    d.hold_for_rate_slot(Duration::from_secs(29), at(1));
+    assert_eq!(d.next_attempt_at, Some(at(30)));
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!(d.rate_slot_due_by(at(29)), None);
+    assert_eq!(d.rate_slot_due_by(at(30)), Some(at(30)));
+    assert_eq!(
+        d.rate_slot_due_by(at(95)),
+        Some(at(30)),
+        "a late receive still owns its slot"
+    );
+    d.record(
+        attempt(1, Some(500)),
+        &Decision::RetryIn(Duration::from_secs(5)),
+        at(30),
+    );
+    assert_eq!(d.rate_slot, None);
+    assert_eq!(d.rate_slot_due_by(at(40)), None);
 }
 
 #[test]
