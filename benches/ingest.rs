@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench ingest                                  # 64 clients, 10 s per target
 //! NEXUS_BENCH_CONCURRENCY=16 NEXUS_BENCH_SECONDS=5 cargo bench --bench ingest
+//! NEXUS_BENCH_BINARY=path/to/nexus cargo bench --bench ingest     # another build
 //! ```
 //!
 //! Client and servers share the machine's cores, so compare figures within one run only.
@@ -164,7 +165,11 @@ async fn main() {
     let duration = Duration::from_secs(seconds);
 
     let data_dir = tempfile::tempdir().unwrap();
-    let mut nexus = Command::new(env!("CARGO_BIN_EXE_nexus"));
+    // NEXUS_BENCH_BINARY: another build of nexus to run, e.g. one with frame pointers for
+    // a profiler.
+    let binary = std::env::var("NEXUS_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_nexus").to_owned());
+    let mut nexus = Command::new(binary);
     nexus
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path())
