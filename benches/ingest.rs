@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use cpu::CpuMeter;
+
+#[path = "support/cpu.rs"]
+mod cpu;
+
 const BODY_BYTES: usize = 1024;
 
 struct Measurement {
@@ -25,11 +30,19 @@ struct Measurement {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time of the server and of the bench's client over the measured run.
+    cpu: (Duration, Duration),
 }
 
 impl Measurement {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Microseconds of CPU per request: the server's and the client's.
+    fn cpu_us(&self) -> (f64, f64) {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / self.requests.max(1) as f64;
+        (per(self.cpu.0), per(self.cpu.1))
     }
 
     fn percentile(&self, p: f64) -> Duration {
@@ -50,8 +63,9 @@ fn body() -> String {
     format!("{head}{}{tail}", "m".repeat(pad))
 }
 
-/// Drives `url` with `concurrency` keep-alive clients for `duration` (after a warm-up).
-async fn drive(url: &str, concurrency: usize, duration: Duration) -> Measurement {
+/// Drives `url` (served by process `server`) with `concurrency` keep-alive clients for
+/// `duration` (after a warm-up).
+async fn drive(url: &str, server: u32, concurrency: usize, duration: Duration) -> Measurement {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
@@ -88,6 +102,7 @@ async fn drive(url: &str, concurrency: usize, duration: Duration) -> Measurement
             })
             .collect();
         async move {
+            let cpu = CpuMeter::start(server, std::process::id());
             let started = Instant::now();
             let mut latencies = Vec::new();
             let mut errors = 0;
@@ -96,12 +111,15 @@ async fn drive(url: &str, concurrency: usize, duration: Duration) -> Measurement
                 latencies.append(&mut l);
                 errors += e;
             }
+            let elapsed = started.elapsed();
+            let cpu = cpu.stop();
             latencies.sort_unstable();
             Measurement {
                 requests: latencies.len(),
                 errors,
-                elapsed: started.elapsed(),
+                elapsed,
                 latencies,
+                cpu,
             }
         }
     };
@@ -146,11 +164,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn row(name: &str, m: &Measurement) -> String {
     format!(
-        "| {name:<28} | {:>10.0} | {:>8.2} | {:>8.2} | {:>6} |",
+        "| {name:<30} | {:>8.0} | {:>6.2} | {:>6.2} | {:>6} | {:>10.1} | {:>10.1} |",
         m.rate(),
         m.percentile(0.50).as_secs_f64() * 1e3,
         m.percentile(0.99).as_secs_f64() * 1e3,
-        m.errors
+        m.errors,
+        m.cpu_us().0,
+        m.cpu_us().1,
     )
 }
 
@@ -178,17 +198,19 @@ async fn main() {
     let mut bare = Command::new(std::env::current_exe().unwrap());
     bare.arg("--bare-server");
 
-    let (_bare, bare_url) = start(bare).await;
+    let (bare_child, bare_url) = start(bare).await;
     let bare_result = drive(
         &format!("{bare_url}/api/webhook/bench?source=bench"),
+        bare_child.id().unwrap(),
         concurrency,
         duration,
     )
     .await;
-    drop(_bare);
+    drop(bare_child);
     let (_nexus, nexus_url) = start(nexus).await;
     let ingest = drive(
         &format!("{nexus_url}/api/webhook/bench?source=bench"),
+        _nexus.id().unwrap(),
         concurrency,
         duration,
     )
@@ -200,10 +222,12 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    println!("| target                       |  req/s     | p50 ms   | p99 ms   | errors |");
-    println!("|------------------------------|-----------:|---------:|---------:|-------:|");
+    println!("| target                         |    req/s | p50 ms | p99 ms | errors | server CPU | client CPU |");
+    println!("|--------------------------------|---------:|-------:|-------:|-------:|-----------:|-----------:|");
     println!("{}", row("bare axum handler (ceiling)", &bare_result));
     println!("{}", row("nexus ingest (SQLite, durable)", &ingest));
+    println!();
+    println!("CPU: microseconds of CPU time per request, of the server process and of the bench's client");
     println!();
     let ratio = ingest.rate() / bare_result.rate();
     let p99 = ingest.percentile(0.99);

@@ -24,8 +24,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
-use report::{CpuMeter, Row};
+use cpu::CpuMeter;
+use report::Row;
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "outbound/receiver.rs"]
 mod receiver;
 #[path = "outbound/report.rs"]
