@@ -13,7 +13,9 @@ out-of-range timeouts, `!Ref` to missing resources and the like. This script:
    shape the Rust integration tests create in moto, so the two cannot drift apart;
 6. checks the delivery pipeline's numbers agree: the queue's visibility outlasts an
    attempt and the deliver function, its redrive leaves room for every attempt, the
-   event source reports batch item failures, and every function gets the settings.
+   event source reports batch item failures, and every function gets the settings;
+7. checks the stranded-delivery sweep: scheduled by rate(), done before its next run,
+   and waiting well past the queue's visibility before it re-enqueues anything.
 
 Usage: python scripts/validate_template.py [TEMPLATE]   (default: template.yaml at the repo root)
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +81,13 @@ OUTBOUND_ENVIRONMENT = {
     "WEBHOOK_MAX_DELAY": {"Ref": "WebhookMaxDelay"},
     "WEBHOOK_TIMEOUT": {"Ref": "WebhookTimeout"},
 }
+
+SWEEP_FUNCTION = "SweepFunction"
+SWEEP_PARAMETER = "SweepAfter"
+# A message hidden after a crashed invocation is back after one visibility timeout; the
+# sweep waits at least this many of them before it calls a delivery stranded.
+SWEEP_VISIBILITY_FACTOR = 2
+RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
 # cfn-lint's exit code is a bit mask: 1 fatal, 2 error, 4 warning, 8 informational.
 CFN_LINT_FAILING_BITS = 1 | 2 | 4
@@ -266,6 +276,47 @@ def check_delivery_pipeline(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_sweep(template: dict[str, Any]) -> list[str]:
+    """The sweep runs on a rate, never overlaps itself, and cannot double a live message."""
+    function = (resources_of_type(template, "AWS::Serverless::Function").get(SWEEP_FUNCTION) or {}).get(
+        "Properties"
+    )
+    if function is None:
+        return [f"expected AWS::Serverless::Function {SWEEP_FUNCTION}"]
+    problems: list[str] = []
+    schedules = [
+        (e.get("Properties") or {}).get("Schedule")
+        for e in (function.get("Events") or {}).values()
+        if isinstance(e, dict) and e.get("Type") == "Schedule"
+    ]
+    rate = None
+    if len(schedules) == 1 and isinstance(schedules[0], str):
+        rate = re.fullmatch(r"rate\((\d+) (\w+)\)", schedules[0])
+    if rate is None or rate.group(2) not in RATE_UNITS:
+        problems.append(f"{SWEEP_FUNCTION} needs exactly one Schedule event with a rate(...), found {schedules}")
+    else:
+        interval = int(rate.group(1)) * RATE_UNITS[rate.group(2)]
+        timeout = number(function.get("Timeout"))
+        if timeout is None or timeout >= interval:
+            problems.append(
+                f"{SWEEP_FUNCTION} Timeout {timeout} must be under its schedule's {interval} s, "
+                f"or two sweeps could enqueue the same deliveries"
+            )
+    variables = (function.get("Environment") or {}).get("Variables") or {}
+    if variables.get("NEXUS_SWEEP_AFTER") != {"Ref": SWEEP_PARAMETER}:
+        problems.append(f"{SWEEP_FUNCTION} must set NEXUS_SWEEP_AFTER to {{'Ref': {SWEEP_PARAMETER!r}}}")
+    least = number(((template.get("Parameters") or {}).get(SWEEP_PARAMETER) or {}).get("MinValue"))
+    queue = (resources_of_type(template, "AWS::SQS::Queue").get(DELIVERY_QUEUE) or {}).get("Properties") or {}
+    visibility = number(queue.get("VisibilityTimeout"))
+    if least is None or visibility is None or least < SWEEP_VISIBILITY_FACTOR * visibility:
+        problems.append(
+            f"parameter {SWEEP_PARAMETER} MinValue {least} must be at least {SWEEP_VISIBILITY_FACTOR} x "
+            f"{DELIVERY_QUEUE}'s VisibilityTimeout ({visibility}): a message hidden after a crashed "
+            f"invocation must not be taken for a missing one"
+        )
+    return problems
+
+
 def run_cfn_lint(*paths: Path) -> None:
     # The interpreter running this script is the one whose cfn-lint we pinned.
     command = [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
@@ -290,6 +341,7 @@ def validate(template_path: Path) -> str:
         check_code_uris(template, template_path.parent)
         + check_tables(template)
         + check_delivery_pipeline(template)
+        + check_sweep(template)
     )
     if problems:
         raise ValidationError("\n".join(problems))
@@ -307,7 +359,7 @@ def validate(template_path: Path) -> str:
     shutil.rmtree(tmp)
 
     count = len(translated.get("Resources", {}))
-    return f"{template_path.name}: OK (SAM -> {count} CloudFormation resources, cfn-lint clean, tables match tests, delivery settings agree)"
+    return f"{template_path.name}: OK (SAM -> {count} CloudFormation resources, cfn-lint clean, tables match tests, delivery settings agree, sweep safe)"
 
 
 def main() -> int:

@@ -1,13 +1,17 @@
-//! The deliver Lambda's event logic: an SQS batch in, the failed message ids out
-//! (`ReportBatchItemFailures`). `functions/deliver` only wires it to the runtime, so tests
-//! call it directly.
+//! The event logic of the Lambdas that are not HTTP: deliver (an SQS batch in, the failed
+//! message ids out, `ReportBatchItemFailures`) and sweep (a schedule in, the stranded
+//! deliveries re-enqueued). `functions/deliver` and `functions/sweep` only wire them to the
+//! runtime, so tests call them directly.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::Serialize;
 use tracing::Instrument;
 
 use crate::ports::queue::{QueueMessage, Received};
 use crate::services::outbound::deliver::{deliver_one, Disposition};
-use crate::services::AppState;
+use crate::services::outbound::sweep::requeue_stranded;
+use crate::services::{AppState, ServiceResult};
 use crate::telemetry::error_chain;
 
 /// Delivers every message of the batch concurrently, one span each, and settles it:
@@ -96,4 +100,40 @@ async fn settle(state: &AppState, record: SqsMessage) -> Settled {
         tracing::error!(error = %error_chain(&error), "settling a queue message failed");
         Settled::Failed
     })
+}
+
+/// What the sweep Lambda answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SweepOutput {
+    /// Stranded deliveries sent to the queue again.
+    pub requeued: usize,
+}
+
+/// Sweeps for stranded deliveries on a scheduled event, as of the state's clock rather than
+/// the event's `time`: a late or retried invocation sweeps what is stranded by then. Any
+/// found are a warning: an SQS send failed after a publish was stored.
+pub async fn handle_schedule(
+    state: &AppState,
+    event: EventBridgeEvent,
+) -> ServiceResult<SweepOutput> {
+    let span = tracing::info_span!(
+        "sweep",
+        event_id = event.id.as_deref().unwrap_or("-"),
+        scheduled_at = ?event.time,
+    );
+    async move {
+        let swept = requeue_stranded(state, state.clock.now()).await;
+        match &swept {
+            Ok(0) => tracing::info!("no stranded deliveries"),
+            Ok(requeued) => {
+                tracing::warn!(requeued, "re-enqueued deliveries that never reached the queue")
+            }
+            Err(error) => {
+                tracing::error!(error = %error_chain(error), "sweeping for stranded deliveries failed")
+            }
+        }
+        swept.map(|requeued| SweepOutput { requeued })
+    }
+    .instrument(span)
+    .await
 }

@@ -1,12 +1,14 @@
 //! The outbound AWS adapters against moto: `DynamoOutbound` (publish, idempotency, delivery
 //! pages, counters, rate slots), `SqsQueue` (delays, receive counts, visibility, DLQ), and
 //! the deliver Lambda's `handle_sqs_batch` end to end with real receivers on 127.0.0.1
-//! (`crate::receiver`), every `events/sqs-*.json` fixture included.
+//! (`crate::receiver`), every `events/sqs-*.json` fixture included, and the sweep for
+//! stranded deliveries with its schedule fixture.
 //! Every test makes its own table and queues; each is skipped without a moto server.
 
 mod handler;
 mod queue;
 mod store;
+mod sweep;
 
 use std::time::Duration;
 

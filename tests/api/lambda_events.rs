@@ -1,6 +1,7 @@
 //! Every API Gateway event in `events/` through the Lambda handler path: lambda_http's
 //! adapter (what `lambda_http::run` drives) in front of the function's router, on the AWS
-//! adapters against moto.
+//! adapters against moto. The SQS and schedule events go through their handlers in
+//! `aws_outbound` (`handler.rs`, `sweep.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,13 +22,34 @@ fn function_for(route_key: &str) -> &'static str {
     }
 }
 
+/// The fixtures in `events/` that `keep` selects, as `(file name, JSON)`, by name.
+pub fn fixtures(keep: impl Fn(&Value) -> bool) -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut fixtures: Vec<(String, Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                json,
+            )
+        })
+        .filter(|(_, json)| keep(json))
+        .collect();
+    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
+    fixtures
+}
+
 struct Invocation {
     status: u16,
     body: Value,
 }
 
-async fn invoke(router: &axum::Router, event: &str) -> Invocation {
-    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
+async fn invoke(router: &axum::Router, event: &Value) -> Invocation {
+    let request: LambdaRequest =
+        serde_json::from_value(event.clone()).expect("an API Gateway v2 event");
     let adapter = Adapter::from(router.clone());
     let response = adapter
         .oneshot(LambdaEvent::new(request, Context::default()))
@@ -58,20 +80,9 @@ async fn every_event_fixture_gets_the_expected_answer() {
         ("api", nexus_shared::http::api_router(state)),
     ]);
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let mut events: Vec<(String, String, Value)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let json: Value = serde_json::from_str(&text).unwrap();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, text, json)
-        })
-        .filter(|(_, _, json)| json.get("Records").is_none()) // SQS events: aws_outbound.rs
-        .collect();
+    let mut events = fixtures(|json| json.get("routeKey").is_some());
     // Ingest first, so the consumer events see what was stored.
-    events.sort_by_key(|(name, _, json)| {
+    events.sort_by_key(|(name, json)| {
         (
             function_for(json["routeKey"].as_str().unwrap()) != "ingest",
             name.clone(),
@@ -79,10 +90,10 @@ async fn every_event_fixture_gets_the_expected_answer() {
     });
 
     let mut checked = Vec::new();
-    for (name, text, json) in &events {
+    for (name, json) in &events {
         assert_eq!(json["version"], "2.0", "{name} is an HTTP API (v2) event");
         let router = &routers[function_for(json["routeKey"].as_str().unwrap())];
-        let reply = invoke(router, text).await;
+        let reply = invoke(router, json).await;
         let body = &reply.body;
         match name.as_str() {
             "ingest-putio-json.json" => {
@@ -95,7 +106,7 @@ async fn every_event_fixture_gets_the_expected_answer() {
             }
             "ingest-github-redelivery.json" => {
                 assert_eq!(reply.status, 200, "{body}");
-                let again = invoke(router, text).await;
+                let again = invoke(router, json).await;
                 assert_eq!(again.body["id"], body["id"]);
                 assert_eq!(again.body["duplicate"], true);
             }

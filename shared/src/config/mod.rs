@@ -192,6 +192,12 @@ impl Config {
         if outbound.concurrency == 0 {
             return fail("NEXUS_DELIVERY_CONCURRENCY", "must be positive");
         }
+        if outbound.sweep_after <= outbound.visibility_timeout() {
+            return fail(
+                "NEXUS_SWEEP_AFTER",
+                "must be longer than WEBHOOK_TIMEOUT + 30s, or a delivery being sent could be queued again",
+            );
+        }
         if self.pending_max_bytes < self.max_body_bytes {
             return fail(
                 "NEXUS_PENDING_MAX_BYTES",
@@ -279,6 +285,24 @@ mod tests {
         assert_eq!(err.name, "NEXUS_MAX_BODY_BYTES");
         let err = config(&[("NEXUS_PENDING_PAGE_SIZE", "5000")]).unwrap_err();
         assert_eq!(err.name, "NEXUS_PENDING_PAGE_SIZE");
+    }
+
+    #[test]
+    fn the_sweep_threshold_must_outlast_an_attempt() {
+        assert_eq!(
+            config(&[]).unwrap().outbound.sweep_after,
+            Duration::from_secs(900)
+        );
+        let config_of = |pairs| config(pairs).map(|c| c.outbound.sweep_after);
+        assert_eq!(
+            config_of(&[("NEXUS_SWEEP_AFTER", "20m")]).unwrap(),
+            Duration::from_secs(1200)
+        );
+        let err = config_of(&[("NEXUS_SWEEP_AFTER", "60s")]).unwrap_err();
+        assert_eq!(err.name, "NEXUS_SWEEP_AFTER");
+        assert!(config_of(&[("NEXUS_SWEEP_AFTER", "61s")]).is_ok());
+        let err = config_of(&[("WEBHOOK_TIMEOUT", "5m"), ("NEXUS_SWEEP_AFTER", "5m")]).unwrap_err();
+        assert_eq!(err.name, "NEXUS_SWEEP_AFTER");
     }
 
     #[test]

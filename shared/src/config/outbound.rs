@@ -28,6 +28,10 @@ pub struct OutboundConfig {
     pub allow_private_targets: bool,
     /// `NEXUS_DELIVERY_CONCURRENCY`: requests to subscribers in flight at once. Default 64.
     pub concurrency: usize,
+    /// `NEXUS_SWEEP_AFTER`: how long a delivery may be overdue for its first attempt before
+    /// the sweep (AWS) takes it for stored but never queued and enqueues it again; longer
+    /// than a queued message can take to be picked up. Default 15 min.
+    pub sweep_after: Duration,
     /// `NEXUS_OUTBOUND_TABLE`: the DynamoDB table for subscriptions, events and deliveries.
     pub table: String,
     /// `NEXUS_QUEUE_URL` / `NEXUS_DLQ_URL`: the SQS delivery queue and its dead-letter queue.
@@ -47,6 +51,7 @@ impl Default for OutboundConfig {
             secret_grace: Duration::from_secs(24 * 3600),
             allow_private_targets: false,
             concurrency: 64,
+            sweep_after: Duration::from_secs(15 * 60),
             table: "nexus-outbound".to_owned(),
             queue_url: None,
             dlq_url: None,
@@ -85,6 +90,7 @@ pub(super) fn outbound_from(
             parse_bool,
         )?,
         concurrency: count("NEXUS_DELIVERY_CONCURRENCY", d.concurrency)?,
+        sweep_after: duration("NEXUS_SWEEP_AFTER", d.sweep_after)?,
         table: get("NEXUS_OUTBOUND_TABLE").unwrap_or(d.table),
         queue_url: get("NEXUS_QUEUE_URL"),
         dlq_url: get("NEXUS_DLQ_URL"),

@@ -2,7 +2,6 @@
 //! receivers: partial batch failures, retries by visibility, the DLQ, and every SQS event
 //! fixture in `events/`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -18,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::{moto, secret, subscription};
 use crate::helpers::DEADLINE;
+use crate::lambda_events::fixtures;
 use crate::outbound_support::{assert_signed, eventually};
 use crate::receiver::{Answer, Receiver};
 
@@ -220,15 +220,8 @@ async fn every_sqs_event_fixture_goes_through_the_deliver_handler() {
     };
     let state = app_state(&sdk, config).unwrap();
     let receiver = Receiver::start().await;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     let mut checked = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        if json.get("Records").is_none() {
-            continue; // API Gateway events: lambda_events.rs
-        }
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    for (name, json) in fixtures(|json| json.get("Records").is_some()) {
         let event: SqsEvent = serde_json::from_value(json).unwrap();
         assert!(
             event
@@ -278,6 +271,5 @@ async fn every_sqs_event_fixture_goes_through_the_deliver_handler() {
         }
         checked.push(name);
     }
-    checked.sort();
     assert_eq!(checked, ["sqs-deliver.json", "sqs-malformed.json"]);
 }

@@ -6,6 +6,7 @@ pub mod deliver;
 pub mod deliveries;
 pub mod publish;
 pub mod subscriptions;
+pub mod sweep;
 pub mod testing;
 
 use rand::RngCore;

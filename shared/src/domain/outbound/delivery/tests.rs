@@ -86,6 +86,60 @@ fn a_delivery_held_for_a_rate_slot_is_due_then_and_spends_the_slot_on_its_attemp
     assert_eq!(d.rate_slot_due_by(at(40)), None);
 }
 
+const SWEEP_AFTER: Duration = Duration::from_secs(900);
+
+#[test]
+fn a_never_tried_delivery_is_stranded_only_once_overdue_by_more_than_the_threshold() {
+    let d = delivery();
+    assert!(!d.is_stranded(at(0), SWEEP_AFTER));
+    assert!(
+        !d.is_stranded(at(900), SWEEP_AFTER),
+        "exactly the threshold"
+    );
+    assert!(d.is_stranded(at(901), SWEEP_AFTER));
+}
+
+#[test]
+fn a_delivery_held_for_a_rate_slot_is_not_stranded_until_the_slot_is_overdue() {
+    let mut d = delivery();
+    d.hold_for_rate_slot(Duration::from_secs(3600), at(1));
+    assert!(
+        !d.is_stranded(at(2000), SWEEP_AFTER),
+        "its message sleeps until the slot, an hour after it was taken"
+    );
+    assert!(!d.is_stranded(at(3601 + 900), SWEEP_AFTER));
+    assert!(d.is_stranded(at(3602 + 900), SWEEP_AFTER));
+}
+
+#[test]
+fn retrying_settled_and_manual_deliveries_are_never_stranded() {
+    let late = at(100_000);
+    let mut retrying = delivery();
+    retrying.record(
+        attempt(1, Some(500)),
+        &Decision::RetryIn(Duration::from_secs(5)),
+        at(1),
+    );
+    let mut settled = delivery();
+    settled.record(attempt(1, Some(200)), &Decision::Delivered, at(1));
+    let mut manual = delivery();
+    manual.manual = true;
+    for (case, d) in [
+        ("retrying", retrying),
+        ("settled", settled),
+        ("manual", manual),
+    ] {
+        assert!(!d.is_stranded(late, SWEEP_AFTER), "{case}");
+    }
+    let mut tried = delivery();
+    tried.attempts.push(attempt(1, Some(500)));
+    assert_eq!(tried.status, DeliveryStatus::Pending);
+    assert!(
+        !tried.is_stranded(late, SWEEP_AFTER),
+        "a pending delivery with an attempt came through the queue"
+    );
+}
+
 #[test]
 fn giving_up_or_a_gone_endpoint_fails_the_delivery() {
     for decision in [Decision::GiveUp, Decision::Disable] {
