@@ -12,7 +12,7 @@ use nexus_shared::http::local_router;
 use nexus_shared::ports::clock::SystemClock;
 use nexus_shared::ports::DeliveryQueue;
 use nexus_shared::services::outbound::deliver::deliver_and_settle;
-use nexus_shared::services::AppState;
+use nexus_shared::services::{AppState, Wiring};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -80,7 +80,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let dedupe_window = config.dedupe_window;
     tokio::spawn(purge_loop(store.clone(), outbound.clone(), dedupe_window));
     let prometheus = Arc::new(Prometheus::default());
-    let state = AppState {
+    let state = AppState::new(Wiring {
         store,
         secrets: Arc::new(EnvSecrets::from_process_env()),
         clock,
@@ -92,7 +92,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         outbound,
         queue: queue.clone(),
         metrics: prometheus.clone(),
-    };
+    });
     tokio::spawn(delivery_loop(state.clone(), queue));
     axum::serve(listener, local_router(state, prometheus))
         .with_graceful_shutdown(shutdown_signal())

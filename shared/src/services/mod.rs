@@ -17,9 +17,26 @@ use crate::ports::{
 pub use error::{ServiceError, ServiceResult};
 
 /// Everything a request needs: the ports, wired to one backend, and the configuration.
-/// Cheap to clone; shared by every handler.
+/// One reference count to clone, however many ports: the router clones it per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Wiring>);
+
+impl AppState {
+    pub fn new(wiring: Wiring) -> Self {
+        Self(Arc::new(wiring))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Wiring;
+
+    fn deref(&self) -> &Wiring {
+        &self.0
+    }
+}
+
+/// The ports of one host, wired to its backend, and its configuration.
+pub struct Wiring {
     pub store: Arc<dyn InboxStore>,
     pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,

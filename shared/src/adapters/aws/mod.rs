@@ -19,7 +19,7 @@ use super::http_client::ReqwestClient;
 use super::metrics::EmbeddedMetricFormat;
 use crate::config::{Config, ConfigError};
 use crate::ports::clock::SystemClock;
-use crate::services::AppState;
+use crate::services::{AppState, Wiring};
 
 pub use dynamodb::DynamoStore;
 pub use outbound::DynamoOutbound;
@@ -61,7 +61,7 @@ pub fn app_state(sdk: &SdkConfig, config: Config) -> Result<AppState, ConfigErro
         aws_sdk_secretsmanager::Client::new(sdk),
         config.secrets_prefix.clone(),
     );
-    Ok(AppState {
+    Ok(AppState::new(Wiring {
         store: Arc::new(DynamoStore::new(dynamodb, config.table.clone())),
         secrets: Arc::new(CachedSecrets::new(
             Arc::new(secrets),
@@ -76,5 +76,5 @@ pub fn app_state(sdk: &SdkConfig, config: Config) -> Result<AppState, ConfigErro
         )),
         metrics: Arc::new(EmbeddedMetricFormat),
         config: Arc::new(config),
-    })
+    }))
 }
