@@ -84,8 +84,10 @@ async fn only_a_stranded_delivery_is_requeued_and_the_event_source_then_delivers
         error: None,
     };
     retrying.record(failure, &Decision::RetryIn(Duration::from_secs(1)), at);
+    // A manual retry asked for a minute ago: its message is still on its way.
     let mut manual = new(at);
     manual.manual = true;
+    manual.next_attempt_at = Some(Utc::now() - TimeDelta::minutes(1));
     let others = [recent, rate_held, retrying, manual];
     let mut all = vec![stranded.clone()];
     all.extend(others.iter().cloned());

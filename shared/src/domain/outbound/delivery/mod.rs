@@ -177,14 +177,13 @@ impl Delivery {
     }
 
     /// Whether the delivery looks stored but never queued at `now`: waiting for its first
-    /// attempt (pending, never tried, not a manual retry) and due more than `threshold`
-    /// ago, where `threshold` is longer than a queued message takes to be picked up. A
+    /// attempt or for a manual retry (pending) and due more than `threshold` ago, where
+    /// `threshold` is longer than a queued message takes to be picked up. A
     /// delivery held for a rate-limit slot is due at the slot, so it is not stranded while
     /// its message sleeps; a retrying one keeps its message between attempts.
     pub fn is_stranded(&self, now: DateTime<Utc>, threshold: Duration) -> bool {
         self.status == DeliveryStatus::Pending
-            && self.attempts.is_empty()
-            && !self.manual
+            && (self.attempts.is_empty() || self.manual)
             && self
                 .next_attempt_at
                 .is_some_and(|due| after(due, threshold) < now)

@@ -112,7 +112,21 @@ fn a_delivery_held_for_a_rate_slot_is_not_stranded_until_the_slot_is_overdue() {
 }
 
 #[test]
-fn retrying_settled_and_manual_deliveries_are_never_stranded() {
+fn a_manual_retry_whose_message_never_came_is_stranded_once_overdue() {
+    // `POST /deliveries/{id}/retry` stores the delivery pending and manual, then enqueues
+    // it; if the enqueue failed, only the sweep brings it back (the endpoint refuses a
+    // delivery that is already pending).
+    let mut d = delivery();
+    d.record(attempt(1, Some(500)), &Decision::GiveUp, at(1));
+    d.manual = true;
+    d.status = DeliveryStatus::Pending;
+    d.next_attempt_at = Some(at(50));
+    assert!(!d.is_stranded(at(50 + 900), SWEEP_AFTER));
+    assert!(d.is_stranded(at(51 + 900), SWEEP_AFTER));
+}
+
+#[test]
+fn retrying_and_settled_deliveries_are_never_stranded() {
     let late = at(100_000);
     let mut retrying = delivery();
     retrying.record(
@@ -122,12 +136,13 @@ fn retrying_settled_and_manual_deliveries_are_never_stranded() {
     );
     let mut settled = delivery();
     settled.record(attempt(1, Some(200)), &Decision::Delivered, at(1));
-    let mut manual = delivery();
-    manual.manual = true;
+    let mut failed_manual = delivery();
+    failed_manual.manual = true;
+    failed_manual.record(attempt(1, Some(500)), &Decision::GiveUp, at(1));
     for (case, d) in [
         ("retrying", retrying),
         ("settled", settled),
-        ("manual", manual),
+        ("a failed manual retry", failed_manual),
     ] {
         assert!(!d.is_stranded(late, SWEEP_AFTER), "{case}");
     }
