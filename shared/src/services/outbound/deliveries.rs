@@ -68,12 +68,7 @@ pub async fn retry(state: &AppState, id: &OutboundDeliveryId) -> ServiceResult<D
             "the delivery is already waiting to be sent",
         ));
     }
-    let now = state.clock.now();
-    delivery.manual = true;
-    delivery.status = DeliveryStatus::Pending;
-    delivery.next_attempt_at = Some(now);
-    delivery.rate_slot = None;
-    delivery.updated_at = now;
+    delivery.retry_manually(state.clock.now());
     state.outbound.save_delivery(&delivery).await?;
     enqueue(state, std::iter::once(&delivery.id)).await?;
     Ok(delivery)

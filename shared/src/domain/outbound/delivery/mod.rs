@@ -135,11 +135,11 @@ pub struct Delivery {
     /// Asked for by a user (`POST /api/v1/deliveries/{id}/retry`): one attempt, which does
     /// not schedule another when it fails.
     pub manual: bool,
-    /// The send slot this delivery took under its subscription's rate limit, when that slot
-    /// was in the future: at that time it is sent without asking the limiter again, so a
-    /// delivery held back by the limit is received about twice, not once per freed slot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_slot: Option<DateTime<Utc>>,
+    /// `next_attempt_at` is a future send slot this delivery took under its subscription's
+    /// rate limit: at that time it is sent without asking the limiter again, so a delivery
+    /// held back by the limit is received about twice, not once per freed slot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_rate_slot: bool,
 }
 
 impl Delivery {
@@ -156,7 +156,7 @@ impl Delivery {
             created_at: now,
             updated_at: now,
             manual: false,
-            rate_slot: None,
+            holds_rate_slot: false,
         }
     }
 
@@ -170,9 +170,8 @@ impl Delivery {
     /// Holds the delivery for the rate-limit slot it took at `now`, `wait` from now: its
     /// next attempt is due then.
     pub fn hold_for_rate_slot(&mut self, wait: Duration, now: DateTime<Utc>) {
-        let slot = after(now, wait);
-        self.rate_slot = Some(slot);
-        self.next_attempt_at = Some(slot);
+        self.holds_rate_slot = true;
+        self.next_attempt_at = Some(after(now, wait));
         self.updated_at = now;
     }
 
@@ -191,7 +190,18 @@ impl Delivery {
 
     /// The rate-limit slot the delivery already holds, if it is due by `by`.
     pub fn rate_slot_due_by(&self, by: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.rate_slot.filter(|slot| *slot <= by)
+        self.next_attempt_at
+            .filter(|slot| self.holds_rate_slot && *slot <= by)
+    }
+
+    /// Queues the delivery for one more attempt, asked for by a user at `now`: due at once,
+    /// and a failure is final (see [`record`](Self::record)).
+    pub fn retry_manually(&mut self, now: DateTime<Utc>) {
+        self.manual = true;
+        self.status = DeliveryStatus::Pending;
+        self.next_attempt_at = Some(now);
+        self.holds_rate_slot = false;
+        self.updated_at = now;
     }
 
     /// Logs `attempt` and applies `decision`, made for it with [`decide`](super::decide).
@@ -200,7 +210,7 @@ impl Delivery {
         self.attempts.push(attempt);
         self.updated_at = now;
         // The slot is spent; a retry takes a new one.
-        self.rate_slot = None;
+        self.holds_rate_slot = false;
         let (status, next) = match *decision {
             Decision::Delivered => (DeliveryStatus::Success, None),
             Decision::Disable | Decision::GiveUp => (DeliveryStatus::Failed, None),

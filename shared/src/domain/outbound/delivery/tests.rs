@@ -82,7 +82,7 @@ fn a_delivery_held_for_a_rate_slot_is_due_then_and_spends_the_slot_on_its_attemp
         &Decision::RetryIn(Duration::from_secs(5)),
         at(30),
     );
-    assert_eq!(d.rate_slot, None);
+    assert!(!d.holds_rate_slot);
     assert_eq!(d.rate_slot_due_by(at(40)), None);
 }
 
@@ -112,15 +112,24 @@ fn a_delivery_held_for_a_rate_slot_is_not_stranded_until_the_slot_is_overdue() {
 }
 
 #[test]
+fn a_manual_retry_is_due_at_once_and_gives_up_a_held_rate_slot() {
+    let mut d = delivery();
+    d.hold_for_rate_slot(Duration::from_secs(600), at(1));
+    d.retry_manually(at(5));
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert!(d.manual);
+    assert_eq!(d.next_attempt_at, Some(at(5)));
+    assert_eq!(d.rate_slot_due_by(at(10_000)), None);
+}
+
+#[test]
 fn a_manual_retry_whose_message_never_came_is_stranded_once_overdue() {
     // `POST /deliveries/{id}/retry` stores the delivery pending and manual, then enqueues
     // it; if the enqueue failed, only the sweep brings it back (the endpoint refuses a
     // delivery that is already pending).
     let mut d = delivery();
     d.record(attempt(1, Some(500)), &Decision::GiveUp, at(1));
-    d.manual = true;
-    d.status = DeliveryStatus::Pending;
-    d.next_attempt_at = Some(at(50));
+    d.retry_manually(at(50));
     assert!(!d.is_stranded(at(50 + 900), SWEEP_AFTER));
     assert!(d.is_stranded(at(51 + 900), SWEEP_AFTER));
 }
