@@ -50,7 +50,8 @@ pub mod subscription;
 pub mod target;
 
 pub use backoff::{
-    classify, decide, parse_retry_after, rate_slot, AttemptResult, Decision, RetryPolicy,
+    classify, decide, parse_retry_after, rate_slot, slot_still_usable, AttemptResult, Decision,
+    RetryPolicy,
 };
 pub use delivery::{truncate_body, Attempt, Delivery, DeliveryStatus, MAX_RESPONSE_BODY_BYTES};
 pub use event::{Event, EventPattern, EventType, NewEvent};

@@ -7,9 +7,9 @@ use chrono::Utc;
 
 use super::retry_policy;
 use crate::domain::outbound::{
-    after, classify, decide, parse_retry_after, signature_headers, truncate_body, Attempt,
-    Decision, Delivery, DeliveryStatus, Event, Subscription, SubscriptionId,
-    MAX_RESPONSE_BODY_BYTES,
+    after, classify, decide, parse_retry_after, signature_headers, slot_still_usable,
+    truncate_body, Attempt, Decision, Delivery, DeliveryStatus, Event, Subscription,
+    SubscriptionId, MAX_RESPONSE_BODY_BYTES,
 };
 use crate::ports::http_client::TransportError;
 use crate::ports::outbound::RateLane;
@@ -53,12 +53,10 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
     // back `resolution` early and waits out the rest here: a rate-limit slot is kept to
     // the millisecond, not to the next whole second.
     let resolution = state.queue.delay_resolution();
-    if let Some(due) = delivery.next_attempt_at {
-        if let Ok(early) = (due - now).to_std() {
-            if early > EARLY_GRACE + resolution {
-                return Ok(Disposition::RetryIn((early - resolution).min(MAX_HOLD)));
-            }
-        }
+    let due_by = after(now, EARLY_GRACE + resolution);
+    if let Some(due) = delivery.next_attempt_at.filter(|due| *due > due_by) {
+        let early = (due - now).to_std().unwrap_or_default();
+        return Ok(Disposition::RetryIn((early - resolution).min(MAX_HOLD)));
     }
     let Some(subscription) = state
         .outbound
@@ -77,12 +75,12 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
         .rate_limit
         .unwrap_or(state.config.outbound.default_rate_limit);
     if limit > 0 {
-        let woken_for = match delivery.rate_slot_due_by(now + EARLY_GRACE + resolution) {
+        let woken_for = match delivery.rate_slot_due_by(due_by) {
             // Back for the slot it took earlier.
             Some(slot) => slot,
             None => {
-                // Stamped with the time of the reservation itself, right before sending: an
-                // earlier reading would let two sends come closer than the limit allows.
+                // Read again: the reads above took time, and a slot taken in the past would
+                // bring the next one closer than the limit allows.
                 let reserved_at = state.clock.now();
                 let wait = state
                     .outbound
@@ -124,14 +122,10 @@ async fn take_send_slot(
             .reserve_rate_slot(subscription, RateLane::Send, limit, asked_for)
             .await?;
         let slot = after(asked_for, wait);
-        // Taking it may have been slow (contended compare-and-sets); a slot used more than a
-        // quarter interval late would send on the heels of the next slot's owner.
-        let tolerance = Duration::from_secs(60) / limit / 4;
-        if after(slot, tolerance) >= state.clock.now() {
+        if slot_still_usable(slot, state.clock.now(), limit) {
             sleep_until(state, slot).await;
             return Ok(());
         }
-        // The slot passed while it was being taken: an unused slot only lowers the rate.
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ mod retry_after;
 
 use std::time::Duration;
 
-pub use rate::rate_slot;
+pub use rate::{rate_slot, slot_still_usable};
 pub use retry_after::parse_retry_after;
 
 /// The retry schedule: attempt 1 immediately, then `initial_delay` doubling per attempt up

@@ -19,11 +19,23 @@ pub fn rate_slot(
     now: DateTime<Utc>,
     per_minute: u32,
 ) -> (Duration, DateTime<Utc>) {
-    let interval = Duration::from_secs(60) / per_minute.max(1);
+    let interval = rate_interval(per_minute);
     // A TAT in the past is idle capacity that was not used; it does not accumulate.
     let tat = stored_tat.map_or(now, |stored| stored.max(now));
     let wait = (tat - now).to_std().unwrap_or(Duration::ZERO);
     (wait, after(tat, interval))
+}
+
+/// Time between two slots of a subscription limited to `per_minute` requests.
+fn rate_interval(per_minute: u32) -> Duration {
+    Duration::from_secs(60) / per_minute.max(1)
+}
+
+/// Whether a slot is still worth sending in at `now`. Taking it may have been slow
+/// (contended compare-and-sets); a slot used more than a quarter interval late would send
+/// on the heels of the next slot's owner, so it is left unused (which only lowers the rate).
+pub fn slot_still_usable(slot: DateTime<Utc>, now: DateTime<Utc>, per_minute: u32) -> bool {
+    after(slot, rate_interval(per_minute) / 4) >= now
 }
 
 #[cfg(test)]
@@ -74,5 +86,13 @@ mod tests {
         assert_eq!(next - at(0), TimeDelta::microseconds(600));
         // Zero is refused by validation; here it behaves as one per minute, not a panic.
         assert_eq!(rate_slot(None, at(0), 0).1, at(60_000));
+    }
+
+    #[test]
+    fn a_slot_is_usable_until_a_quarter_interval_late() {
+        // 60 per minute: slots a second apart, usable up to 250 ms late.
+        assert!(slot_still_usable(at(1_000), at(0), 60));
+        assert!(slot_still_usable(at(1_000), at(1_250), 60));
+        assert!(!slot_still_usable(at(1_000), at(1_251), 60));
     }
 }
