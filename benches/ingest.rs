@@ -207,10 +207,10 @@ async fn main() {
     )
     .await;
     drop(bare_child);
-    let (_nexus, nexus_url) = start(nexus).await;
+    let (nexus_child, nexus_url) = start(nexus).await;
     let ingest = drive(
         &format!("{nexus_url}/api/webhook/bench?source=bench"),
-        _nexus.id().unwrap(),
+        nexus_child.id().unwrap(),
         concurrency,
         duration,
     )

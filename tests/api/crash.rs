@@ -9,7 +9,7 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use tokio::process::Command;
 
-use crate::helpers::{serve_command, start_server, temp_data_dir, unique, DEADLINE};
+use crate::helpers::{get_json, serve_command, start_server, temp_data_dir, unique, DEADLINE};
 use crate::outbound_support::eventually;
 use crate::receiver::{Answer, Receiver};
 
@@ -88,15 +88,7 @@ async fn every_acknowledged_request_survives_a_sigkill_exactly_once() {
         if let Some(cursor) = &cursor {
             url.push_str(&format!("&cursor={cursor}"));
         }
-        let page: serde_json::Value = client
-            .get(url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(&client, &url, &key).await;
         for item in page["agents"][&agent].as_array().into_iter().flatten() {
             let marker = item["payload"]["marker"].as_str().unwrap().to_owned();
             *stored.entry(marker).or_default() += 1;
@@ -181,15 +173,7 @@ async fn deliveries_waiting_for_a_retry_are_sent_after_a_sigkill_and_restart() {
     assert_eq!(retried, expected, "each waiting delivery is sent once more");
     let url = format!("{base}/api/v1/deliveries?subscription_id={subscription}&status=success");
     eventually("the retried deliveries recorded as delivered", || async {
-        let listed: serde_json::Value = client
-            .get(&url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = get_json(&client, &url, &key).await;
         (listed["deliveries"].as_array().map(Vec::len) == Some(EVENTS)).then_some(())
     })
     .await;

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use tokio::process::Command;
 
-use crate::helpers::{serve_command, start_server, temp_data_dir, unique};
+use crate::helpers::{get_json, serve_command, start_server, temp_data_dir, unique};
 
 fn serve(data_dir: &std::path::Path) -> Command {
     let mut command = serve_command(data_dir);
@@ -94,15 +94,12 @@ async fn items_survive_a_restart_on_the_same_data_directory() {
     let mut command = serve(&data_dir);
     command.env("NEXUS_API_KEY", &key);
     let (_second, base) = start_server(command).await;
-    let pending: serde_json::Value = client
-        .get(format!("{base}/api/webhook/pending?agent={agent}"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending = get_json(
+        &client,
+        &format!("{base}/api/webhook/pending?agent={agent}"),
+        &key,
+    )
+    .await;
     assert_eq!(pending["agents"][&agent][0]["id"], receipt["id"]);
     assert_eq!(pending["agents"][&agent][0]["payload"]["keep"], "me");
 }

@@ -230,6 +230,19 @@ pub async fn start_server(mut command: Command) -> (Child, String) {
     (child, base)
 }
 
+/// `GET url` with the API key, for tests that run `nexus serve` themselves: the JSON body.
+pub async fn get_json(client: &reqwest::Client, url: &str, key: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("sending a GET")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// The venv's python (`scripts/test.sh` sets it, with the tools the oracles use), or `None`
 /// (after saying so) when absent; under `NEXUS_REQUIRE_AWS_TESTS=1` its absence fails.
 pub fn test_python(what: &str) -> Option<String> {
