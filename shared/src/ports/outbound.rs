@@ -101,8 +101,19 @@ pub trait OutboundStore: Send + Sync {
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
 
     async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>>;
-    /// Replaces a delivery (after an attempt, or a manual retry).
+    /// Replaces a delivery (after an attempt, or a manual retry). Releases its claim.
     async fn save_delivery(&self, delivery: &Delivery) -> StoreResult<()>;
+    /// Claims `delivery` for one attempt until `until`; true if this caller now holds it.
+    /// Refused while another claim is live at `now`, and when the delivery is no longer
+    /// stored as `delivery` shows it (an attempt or a change was saved since it was read).
+    /// Queues deliver at least once (SQS duplicates, the sweep's re-enqueue), so two
+    /// workers may be handed one delivery together: only the one holding the claim sends.
+    async fn claim_delivery(
+        &self,
+        delivery: &Delivery,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage>;
     async fn delivery_counts(&self) -> StoreResult<DeliveryCounts>;
 

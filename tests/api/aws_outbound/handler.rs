@@ -10,7 +10,7 @@ use chrono::Utc;
 use nexus_shared::adapters::aws::{app_state, SqsQueue};
 use nexus_shared::domain::outbound::{Delivery, DeliveryStatus, NewEvent, OutboundDeliveryId};
 use nexus_shared::lambda::handle_sqs_batch;
-use nexus_shared::ports::queue::DeliveryQueue;
+use nexus_shared::ports::queue::{DeliveryQueue, QueueMessage};
 use nexus_shared::services::outbound::publish::publish;
 use nexus_shared::services::AppState;
 use serde_json::{json, Value};
@@ -169,6 +169,41 @@ async fn only_failed_messages_are_reported_and_they_come_back_when_their_retry_i
         (DeliveryStatus::Success, 2)
     );
     assert_eq!(state.queue.approximate_size().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_queued_twice_is_sent_once_even_by_concurrent_workers() {
+    let Some((sdk, config)) = moto().await else {
+        return;
+    };
+    let url = config.outbound.queue_url.clone().unwrap();
+    let state = app_state(&sdk, config).unwrap();
+    // Slow enough that both messages are being worked on while the request is in flight.
+    let slow = Receiver::scripted([Answer::status(200).delay(Duration::from_millis(500))]).await;
+    let to_slow = subscription(&slow.url(), "*");
+    state.outbound.put_subscription(&to_slow).await.unwrap();
+    let published = publish(&state, new_event(), None).await.unwrap();
+    let (id, _) = published.deliveries[0].clone();
+    // A second message for the same delivery, as an SQS duplicate or the sweep makes one.
+    let message = QueueMessage::Deliver {
+        delivery_id: id.clone(),
+    };
+    state.queue.send(&message, Duration::ZERO).await.unwrap();
+
+    let batch = receive_event(&sdk, &url, 2).await;
+    let response = handle_sqs_batch(&state, batch.clone()).await;
+
+    let arrived = slow.wait_for(1).await;
+    assert_eq!(arrived[0].header("x-nexus-delivery"), id.as_str());
+    let delivery = state.outbound.get_delivery(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (delivery.status, delivery.attempts.len()),
+        (DeliveryStatus::Success, 1)
+    );
+    // The worker without the claim hands its message back for later, when it finds the
+    // delivery settled; the batch reports only that one.
+    assert_eq!(failed_ids(&response).len(), 1);
+    assert_eq!(slow.requests().len(), 1, "sent once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

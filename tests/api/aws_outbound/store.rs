@@ -353,3 +353,56 @@ async fn every_caller_takes_its_own_rate_slot_even_racing() {
     waits.sort_unstable();
     assert_eq!(waits, [0, 2, 4, 6, 8, 10]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_at_a_time_holds_a_delivery_and_a_copy_read_before_a_save_cannot_claim_it() {
+    let Some((sdk, config)) = moto().await else {
+        return;
+    };
+    let store = dynamo_outbound(&sdk, &config);
+    let s = subscription("https://a.example", "*");
+    let e = event("deploy.done", Utc::now());
+    let read = deliveries(&e, &[&s]).remove(0);
+    store
+        .publish(&e, std::slice::from_ref(&read), None, Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let secs = |n| now + TimeDelta::seconds(n);
+
+    // One after another: moto does not isolate concurrent conditional writes (see above).
+    assert!(store.claim_delivery(&read, secs(60), now).await.unwrap());
+    // A duplicate message's worker, while the first still holds it.
+    assert!(!store
+        .claim_delivery(&read, secs(60), secs(2))
+        .await
+        .unwrap());
+
+    // The holder records its attempt, which releases the claim for the copy it saved.
+    let mut saved = settled(read.clone(), DeliveryStatus::Retrying, 10);
+    saved.updated_at = secs(3);
+    store.save_delivery(&saved).await.unwrap();
+    assert!(!store
+        .claim_delivery(&read, secs(60), secs(4))
+        .await
+        .unwrap());
+    assert!(store
+        .claim_delivery(&saved, secs(64), secs(4))
+        .await
+        .unwrap());
+
+    // A holder that never saves (its Lambda stopped mid-attempt) holds it until its time.
+    assert!(!store
+        .claim_delivery(&saved, secs(120), secs(63))
+        .await
+        .unwrap());
+    assert!(store
+        .claim_delivery(&saved, secs(120), secs(65))
+        .await
+        .unwrap());
+    // A stale copy stays refused, however late.
+    assert!(!store
+        .claim_delivery(&read, secs(900), secs(800))
+        .await
+        .unwrap());
+}

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 
 use super::outbound_attrs::{
     delivery_key, event_key, from_doc, rate_key, string, subscription_from, subscription_item,
-    subscription_key, text_time, time, Attrs, SUBSCRIPTIONS,
+    subscription_key, text_time, time, Attrs, DLV_CLAIMED_UNTIL, DLV_VERSION, SUBSCRIPTIONS,
 };
 use super::outbound_counts::{counter_key, sum, COUNTER_SHARDS};
 use super::outbound_writes::{is_lost_race, pause, MAX_TRIES};
@@ -171,6 +171,39 @@ impl OutboundStore for DynamoOutbound {
 
     async fn save_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
         self.save_counted(delivery).await
+    }
+
+    /// One conditional update: the version as read, and no claim live at `now`. A delivery
+    /// stored before versions were kept has none; it is claimed on the lease alone.
+    async fn claim_delivery(
+        &self,
+        delivery: &Delivery,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(delivery_key(&delivery.id)))
+            .update_expression("SET #until = :until")
+            .condition_expression(
+                "attribute_exists(pk) \
+                 AND (#version = :version OR attribute_not_exists(#version)) \
+                 AND (attribute_not_exists(#until) OR #until < :now)",
+            )
+            .expression_attribute_names("#until", DLV_CLAIMED_UNTIL)
+            .expression_attribute_names("#version", DLV_VERSION)
+            .expression_attribute_values(":until", Av::N(until.timestamp_millis().to_string()))
+            .expression_attribute_values(":now", Av::N(now.timestamp_millis().to_string()))
+            .expression_attribute_values(":version", Av::S(text_time(delivery.updated_at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_lost_race(&error) => Ok(false),
+            Err(error) => Err(StoreError::unavailable(error)),
+        }
     }
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage> {

@@ -32,6 +32,11 @@ pub(super) const DLV_LIST: &str = "dlv_list";
 pub(super) const DLV_SUB: &str = "dlv_sub";
 pub(super) const DLV_STATUS: &str = "dlv_status";
 pub(super) const DLV_SUB_STATUS: &str = "dlv_sub_status";
+/// A delivery's `updated_at`: the version a claim must find unchanged.
+pub(super) const DLV_VERSION: &str = "dlv_version";
+/// Until when (Unix milliseconds) a worker's claim on a delivery holds; no saved delivery
+/// has one, since a save replaces the whole item.
+pub(super) const DLV_CLAIMED_UNTIL: &str = "dlv_claimed_until";
 /// The successful attempt's latency, while a delivery's status is `success`.
 pub(super) const SUCCESS_LATENCY: &str = "success_latency_ms";
 
@@ -253,6 +258,10 @@ pub(super) fn delivery_item(delivery: &Delivery) -> StoreResult<Attrs> {
         (DLV_LIST.to_owned(), Av::S(ALL_DELIVERIES.to_owned())),
         (DLV_SUB.to_owned(), Av::S(subscription.to_owned())),
         (DLV_STATUS.to_owned(), Av::S(status.to_owned())),
+        (
+            DLV_VERSION.to_owned(),
+            Av::S(text_time(delivery.updated_at)),
+        ),
         (
             DLV_SUB_STATUS.to_owned(),
             Av::S(format!("{subscription}#{status}")),

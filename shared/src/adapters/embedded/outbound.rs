@@ -245,7 +245,18 @@ impl OutboundStore for SqliteOutbound {
         let row = DeliveryRow::new(delivery)?;
         // Dropped before the write: from now on, reads see the database.
         self.cache.deliveries.remove(&delivery.id);
-        self.db.write(move |tx| upsert_delivery(tx, &row)).await
+        self.db.write(move |tx| upsert_delivery(tx, &row)).await?;
+        self.cache.claims.release(delivery);
+        Ok(())
+    }
+
+    async fn claim_delivery(
+        &self,
+        delivery: &Delivery,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(self.cache.claims.claim(delivery, until, now))
     }
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> StoreResult<DeliveryPage> {

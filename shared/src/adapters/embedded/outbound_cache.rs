@@ -7,12 +7,17 @@
 //! - recent events: immutable once stored, so a copy is never stale;
 //! - deliveries a publish stored and nothing has saved since: their first attempt reads
 //!   them moments later; every save drops the copy first, so what is left is what a
-//!   publish committed.
+//!   publish committed;
+//! - claims on deliveries being attempted ([`Claims`]): a claim only has to outlive the
+//!   attempt, and this process is the only one attempting these deliveries (the data
+//!   directory is locked), so memory is where they belong.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use quick_cache::sync::Cache;
+
+use chrono::{DateTime, Utc};
 
 use crate::domain::outbound::SubscriptionId;
 use crate::domain::outbound::{Delivery, Event, EventId, OutboundDeliveryId, Subscription};
@@ -22,6 +27,56 @@ const EVENTS: usize = 4096;
 /// Fresh deliveries kept (~0.5 KiB each): a backlog of up to this many waiting for their
 /// first attempt is read from memory.
 const DELIVERIES: usize = 64 * 1024;
+
+/// Claims kept before released and expired ones are dropped. Only a released claim's
+/// check against stale copies is lost then, and here no stale copy races a save: the local
+/// queue hands a delivery's one message to one consumer at a time.
+const CLAIMS: usize = 4096;
+
+/// Claims on deliveries, for `claim_delivery`.
+#[derive(Default)]
+pub(super) struct Claims(Mutex<HashMap<OutboundDeliveryId, Claim>>);
+
+struct Claim {
+    until: DateTime<Utc>,
+    /// Set by a save, which releases the claim: the version (`updated_at`) it saved. Until
+    /// the claim would have ended, only a copy read after that save may claim again.
+    released_at: Option<DateTime<Utc>>,
+}
+
+impl Claims {
+    /// Claims `delivery` until `until` unless a claim is live at `now` or it was saved since
+    /// this copy was read.
+    pub fn claim(&self, delivery: &Delivery, until: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let mut claims = self.lock();
+        if let Some(claim) = claims.get(&delivery.id) {
+            let current = claim.released_at == Some(delivery.updated_at);
+            if claim.until > now && !current {
+                return false;
+            }
+        }
+        if claims.len() >= CLAIMS {
+            claims.retain(|_, claim| claim.released_at.is_none() && claim.until > now);
+        }
+        let claim = Claim {
+            until,
+            released_at: None,
+        };
+        claims.insert(delivery.id.clone(), claim);
+        true
+    }
+
+    /// Releases the claim on a delivery that was just saved as `delivery`.
+    pub fn release(&self, delivery: &Delivery) {
+        if let Some(claim) = self.lock().get_mut(&delivery.id) {
+            claim.released_at = Some(delivery.updated_at);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OutboundDeliveryId, Claim>> {
+        self.0.lock().expect("delivery claims lock poisoned")
+    }
+}
 
 /// Every subscription, oldest first, and where each id is in that list.
 #[derive(Debug, Default)]
@@ -50,6 +105,7 @@ pub(super) struct OutboundCache {
     subscriptions: Mutex<(u64, Option<Arc<Subscriptions>>)>,
     pub events: Cache<EventId, Event>,
     pub deliveries: Cache<OutboundDeliveryId, Delivery>,
+    pub claims: Claims,
 }
 
 impl Default for OutboundCache {
@@ -58,6 +114,7 @@ impl Default for OutboundCache {
             subscriptions: Mutex::default(),
             events: Cache::new(EVENTS),
             deliveries: Cache::new(DELIVERIES),
+            claims: Claims::default(),
         }
     }
 }

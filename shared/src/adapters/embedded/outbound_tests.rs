@@ -411,3 +411,31 @@ async fn a_batch_publish_stores_each_event_once_and_recognises_used_keys() {
     let counts = store.delivery_counts().await.unwrap();
     assert_eq!((counts.events, counts.pending), (3, 3));
 }
+
+#[tokio::test]
+async fn one_worker_at_a_time_holds_a_delivery_and_a_copy_read_before_a_save_cannot_claim_it() {
+    let (_dir, store) = store();
+    let e = event("build.completed");
+    let read = delivery(1, &e, &SubscriptionId::new());
+    store
+        .publish(&e, std::slice::from_ref(&read), None, at(0))
+        .await
+        .unwrap();
+
+    assert!(store.claim_delivery(&read, at(60), at(1)).await.unwrap());
+    // A duplicate message's worker, while the first still holds it.
+    assert!(!store.claim_delivery(&read, at(60), at(2)).await.unwrap());
+
+    // The holder records its attempt, which releases the claim for the copy it saved.
+    let mut saved = read.clone();
+    saved.attempts.push(attempt(500, 10));
+    saved.status = DeliveryStatus::Retrying;
+    saved.updated_at = at(3);
+    store.save_delivery(&saved).await.unwrap();
+    assert!(!store.claim_delivery(&read, at(60), at(4)).await.unwrap());
+    assert!(store.claim_delivery(&saved, at(64), at(4)).await.unwrap());
+
+    // A holder that never saves (its process stopped mid-attempt) holds it until its time.
+    assert!(!store.claim_delivery(&saved, at(120), at(63)).await.unwrap());
+    assert!(store.claim_delivery(&saved, at(120), at(65)).await.unwrap());
+}
