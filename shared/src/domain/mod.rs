@@ -9,6 +9,7 @@ pub mod item;
 pub mod outbound;
 pub mod payload;
 pub mod secret;
+pub mod time;
 pub mod verify;
 
 pub use error::DomainError;

@@ -1,5 +1,7 @@
 //! Outbound storage: subscriptions, published events and their deliveries.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -69,8 +71,9 @@ pub struct DeliveryCounts {
 pub trait OutboundStore: Send + Sync {
     async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()>;
     async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>>;
-    /// Every subscription, oldest first. Fan-out reads it on each publish.
-    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+    /// Every subscription, oldest first. Fan-out reads it on each publish, so a backend that
+    /// keeps them in memory hands out a shared list rather than a copy.
+    async fn list_subscriptions(&self) -> StoreResult<Arc<[Subscription]>>;
     /// Deletes a subscription; false when there was none.
     async fn delete_subscription(&self, id: &SubscriptionId) -> StoreResult<bool>;
 
@@ -98,7 +101,8 @@ pub trait OutboundStore: Send + Sync {
         }
         Ok(outcomes)
     }
-    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
+    /// A stored event, shared: every delivery of a fan-out reads the same one.
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Arc<Event>>>;
 
     async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>>;
     /// Replaces a delivery (after an attempt, or a manual retry). Releases its claim.

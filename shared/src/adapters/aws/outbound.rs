@@ -16,6 +16,7 @@
 //! Publishing and saving deliveries are transactions with the counters
 //! (`outbound_writes.rs`); attribute mappings are in `outbound_attrs.rs`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -95,7 +96,7 @@ impl OutboundStore for DynamoOutbound {
             .transpose()
     }
 
-    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+    async fn list_subscriptions(&self) -> StoreResult<Arc<[Subscription]>> {
         let mut subscriptions = Vec::new();
         let mut start = None;
         loop {
@@ -115,7 +116,7 @@ impl OutboundStore for DynamoOutbound {
             }
             start = output.last_evaluated_key;
             if start.is_none() {
-                return Ok(subscriptions);
+                return Ok(subscriptions.into());
             }
         }
     }
@@ -153,12 +154,9 @@ impl OutboundStore for DynamoOutbound {
             .await
     }
 
-    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
-        self.get(event_key(id), None)
-            .await?
-            .as_ref()
-            .map(from_doc)
-            .transpose()
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Arc<Event>>> {
+        let item = self.get(event_key(id), None).await?;
+        Ok(item.as_ref().map(from_doc).transpose()?.map(Arc::new))
     }
 
     async fn get_delivery(&self, id: &OutboundDeliveryId) -> StoreResult<Option<Delivery>> {

@@ -51,7 +51,8 @@ impl SqliteOutbound {
 
     /// Keeps what a publish stored: its deliveries are read back moments later.
     fn remember(&self, event: &Event, deliveries: &[Delivery]) {
-        self.cache.events.insert(event.id.clone(), event.clone());
+        let shared = Arc::new(event.clone());
+        self.cache.events.insert(event.id.clone(), shared);
         for delivery in deliveries {
             self.cache
                 .deliveries
@@ -133,7 +134,7 @@ impl OutboundStore for SqliteOutbound {
         Ok(self.subscriptions().await?.get(id).cloned())
     }
 
-    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+    async fn list_subscriptions(&self) -> StoreResult<Arc<[Subscription]>> {
         Ok(self.subscriptions().await?.list.clone())
     }
 
@@ -214,13 +215,14 @@ impl OutboundStore for SqliteOutbound {
         Ok(outcomes)
     }
 
-    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Arc<Event>>> {
         if let Some(event) = self.cache.events.get(id) {
             return Ok(Some(event));
         }
         let event: Option<Event> = self.db.read_point(|conn| {
             Ok(query_docs(conn, "SELECT doc FROM events WHERE id = ?1", [id.as_str()])?.pop())
         })?;
+        let event = event.map(Arc::new);
         if let Some(event) = &event {
             self.cache.events.insert(id.clone(), event.clone());
         }

@@ -81,7 +81,7 @@ impl Claims {
 /// Every subscription, oldest first, and where each id is in that list.
 #[derive(Debug, Default)]
 pub(super) struct Subscriptions {
-    pub list: Vec<Subscription>,
+    pub list: Arc<[Subscription]>,
     by_id: HashMap<SubscriptionId, usize>,
 }
 
@@ -92,7 +92,10 @@ impl Subscriptions {
             .enumerate()
             .map(|(index, subscription)| (subscription.id.clone(), index))
             .collect();
-        Self { list, by_id }
+        Self {
+            list: list.into(),
+            by_id,
+        }
     }
 
     pub fn get(&self, id: &SubscriptionId) -> Option<&Subscription> {
@@ -103,7 +106,7 @@ impl Subscriptions {
 pub(super) struct OutboundCache {
     /// The change count, and the subscriptions as of it if they were loaded since.
     subscriptions: Mutex<(u64, Option<Arc<Subscriptions>>)>,
-    pub events: Cache<EventId, Event>,
+    pub events: Cache<EventId, Arc<Event>>,
     pub deliveries: Cache<OutboundDeliveryId, Delivery>,
     pub claims: Claims,
 }

@@ -170,8 +170,8 @@ async fn a_repeated_idempotency_key_stores_nothing_and_returns_the_first_ids() {
     // Durable: the key and what it stored survive reopening.
     let reopened = SqliteOutbound::open(dir.path().join("outbound.db")).unwrap();
     assert_eq!(
-        reopened.get_event(&first.id).await.unwrap(),
-        Some(first.clone())
+        reopened.get_event(&first.id).await.unwrap().as_deref(),
+        Some(&first)
     );
     let stored = reopened
         .get_delivery(&first_deliveries[0].id)

@@ -114,7 +114,7 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
         tracing::info!(%delivery_id, "another worker holds this delivery; looking again later");
         return Ok(Disposition::RetryIn(claim.min(MAX_HOLD)));
     }
-    attempt(state, &mut delivery, subscription, event).await
+    attempt(state, &mut delivery, subscription, &event).await
 }
 
 /// How often a send slot that passed while it was being taken is given up for a new one.
@@ -156,7 +156,7 @@ async fn attempt(
     state: &AppState,
     delivery: &mut Delivery,
     mut subscription: Subscription,
-    event: Event,
+    event: &Event,
 ) -> ServiceResult<Disposition> {
     let config = &state.config.outbound;
     let sent_at = state.clock.now();

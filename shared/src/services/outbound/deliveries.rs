@@ -111,7 +111,7 @@ pub async fn stats(state: &AppState) -> ServiceResult<Stats> {
 /// of messages waiting in the delivery queue.
 pub async fn gauges(state: &AppState) -> ServiceResult<(BTreeMap<String, u64>, u64)> {
     let mut active: BTreeMap<String, u64> = BTreeMap::new();
-    for subscription in state.outbound.list_subscriptions().await? {
+    for subscription in state.outbound.list_subscriptions().await?.iter() {
         if subscription.active {
             for pattern in &subscription.events {
                 *active.entry(pattern.as_str().to_owned()).or_default() += 1;

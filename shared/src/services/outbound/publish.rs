@@ -109,6 +109,7 @@ async fn first_publication(
         state.outbound.get_event(&event_id).await?.ok_or_else(|| {
             ServiceError::BadRequest("the idempotency key's event is gone".into())
         })?;
+    let event = Event::clone(&event);
     let mut deliveries = Vec::with_capacity(delivery_ids.len());
     for id in delivery_ids {
         if let Some(delivery) = state.outbound.get_delivery(&id).await? {

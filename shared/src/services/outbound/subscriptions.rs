@@ -131,13 +131,14 @@ pub async fn list(
 ) -> ServiceResult<Vec<Subscription>> {
     let all = state.outbound.list_subscriptions().await?;
     Ok(all
-        .into_iter()
+        .iter()
         .filter(|s| !active_only || s.active)
         .filter(|s| {
             event_type
                 .as_ref()
                 .is_none_or(|t| s.has_event_type_matching(t))
         })
+        .cloned()
         .collect())
 }
 

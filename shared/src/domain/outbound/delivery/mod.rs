@@ -8,6 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::time;
+
 use super::after;
 use super::backoff::Decision;
 use super::event::{Event, EventType};
@@ -87,6 +89,7 @@ pub struct Attempt {
     /// 1 for the first attempt.
     pub number: u32,
     /// When the request started.
+    #[serde(serialize_with = "time::serialize")]
     pub at: DateTime<Utc>,
     /// The response status; `None` when no response came.
     pub status_code: Option<u16>,
@@ -129,8 +132,11 @@ pub struct Delivery {
     /// Every attempt so far, oldest first.
     pub attempts: Vec<Attempt>,
     /// When the next attempt is due; `None` once the delivery is final.
+    #[serde(serialize_with = "time::serialize_option")]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "time::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Asked for by a user (`POST /api/v1/deliveries/{id}/retry`): one attempt, which does
     /// not schedule another when it fails.

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 pub use event_type::{EventPattern, EventType, MAX_EVENT_TYPE_LEN};
 
 use super::ids::EventId;
+use crate::domain::time;
 
 /// Longest accepted `source`.
 pub const MAX_SOURCE_LEN: usize = 128;
@@ -28,6 +29,7 @@ pub struct Event {
     /// Routing context: `project`, `team`, `severity`, `environment`…
     pub metadata: Map<String, Value>,
     /// When Nexus accepted the event.
+    #[serde(serialize_with = "time::serialize")]
     pub timestamp: DateTime<Utc>,
 }
 
