@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nexus_shared::adapters::embedded::{EnvSecrets, SqliteOutbound, SqliteQueue, SqliteStore};
-use nexus_shared::adapters::http_client::ReqwestClient;
+use nexus_shared::adapters::http_client::HyperClient;
 use nexus_shared::adapters::metrics::Prometheus;
 use nexus_shared::config::Config;
 use nexus_shared::http::local_router;
@@ -84,7 +84,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         store,
         secrets: Arc::new(EnvSecrets::from_process_env()),
         clock,
-        http: Arc::new(ReqwestClient::new(
+        http: Arc::new(HyperClient::new(
             config.outbound.allow_private_targets,
             config.outbound.concurrency,
         )),

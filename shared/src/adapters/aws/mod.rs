@@ -15,7 +15,7 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use super::cached_secrets::CachedSecrets;
-use super::http_client::ReqwestClient;
+use super::http_client::HyperClient;
 use super::metrics::EmbeddedMetricFormat;
 use crate::config::{Config, ConfigError};
 use crate::ports::clock::SystemClock;
@@ -70,7 +70,7 @@ pub fn app_state(sdk: &SdkConfig, config: Config) -> Result<AppState, ConfigErro
         clock: Arc::new(SystemClock),
         outbound: Arc::new(outbound),
         queue: Arc::new(queue),
-        http: Arc::new(ReqwestClient::new(
+        http: Arc::new(HyperClient::new(
             config.outbound.allow_private_targets,
             config.outbound.concurrency,
         )),
