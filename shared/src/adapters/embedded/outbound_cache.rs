@@ -15,9 +15,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use quick_cache::sync::Cache;
-
 use chrono::{DateTime, Utc};
+use quick_cache::sync::Cache;
 
 use crate::domain::outbound::SubscriptionId;
 use crate::domain::outbound::{Delivery, Event, EventId, OutboundDeliveryId, Subscription};
@@ -41,7 +40,7 @@ struct Claim {
     until: DateTime<Utc>,
     /// Set by a save, which releases the claim: the version (`updated_at`) it saved. Until
     /// the claim would have ended, only a copy read after that save may claim again.
-    released_at: Option<DateTime<Utc>>,
+    saved_version: Option<DateTime<Utc>>,
 }
 
 impl Claims {
@@ -50,17 +49,17 @@ impl Claims {
     pub fn claim(&self, delivery: &Delivery, until: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let mut claims = self.lock();
         if let Some(claim) = claims.get(&delivery.id) {
-            let current = claim.released_at == Some(delivery.updated_at);
+            let current = claim.saved_version == Some(delivery.updated_at);
             if claim.until > now && !current {
                 return false;
             }
         }
         if claims.len() >= CLAIMS {
-            claims.retain(|_, claim| claim.released_at.is_none() && claim.until > now);
+            claims.retain(|_, claim| claim.saved_version.is_none() && claim.until > now);
         }
         let claim = Claim {
             until,
-            released_at: None,
+            saved_version: None,
         };
         claims.insert(delivery.id.clone(), claim);
         true
@@ -69,7 +68,7 @@ impl Claims {
     /// Releases the claim on a delivery that was just saved as `delivery`.
     pub fn release(&self, delivery: &Delivery) {
         if let Some(claim) = self.lock().get_mut(&delivery.id) {
-            claim.released_at = Some(delivery.updated_at);
+            claim.saved_version = Some(delivery.updated_at);
         }
     }
 
