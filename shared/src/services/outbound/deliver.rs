@@ -103,16 +103,16 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
     // Queues deliver at least once, so another worker may have been handed this delivery
     // too: only the claim's holder sends. The claim covers the request and its record.
     let claimed_at = state.clock.now();
-    let claim = state.config.outbound.visibility_timeout();
+    let claim_for = state.config.outbound.visibility_timeout();
     if !state
         .outbound
-        .claim_delivery(&delivery, after(claimed_at, claim), claimed_at)
+        .claim_delivery(&delivery, after(claimed_at, claim_for), claimed_at)
         .await?
     {
         // Attempted (or changed) by another worker: look again once any claim it holds has
         // ended. By then it is settled or rescheduled, or, if that worker died, due.
         tracing::info!(%delivery_id, "another worker holds this delivery; looking again later");
-        return Ok(Disposition::RetryIn(claim.min(MAX_HOLD)));
+        return Ok(Disposition::RetryIn(claim_for.min(MAX_HOLD)));
     }
     attempt(state, &mut delivery, subscription, &event).await
 }

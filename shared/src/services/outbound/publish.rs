@@ -1,6 +1,7 @@
 //! Publishing: store the event, fan out one delivery per matching active subscription,
 //! enqueue them. The answer comes only after all of it is durable.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::outbound::{
@@ -109,7 +110,7 @@ async fn first_publication(
         state.outbound.get_event(&event_id).await?.ok_or_else(|| {
             ServiceError::BadRequest("the idempotency key's event is gone".into())
         })?;
-    let event = Event::clone(&event);
+    let event = Arc::unwrap_or_clone(event);
     let mut deliveries = Vec::with_capacity(delivery_ids.len());
     for id in delivery_ids {
         if let Some(delivery) = state.outbound.get_delivery(&id).await? {
