@@ -13,7 +13,25 @@ use crate::domain::outbound::{
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
 
-pub(super) const MIGRATIONS: [&str; 3] = [OUTBOUND, super::queue_sql::SCHEMA, SEND_SLOTS];
+pub(super) const MIGRATIONS: [&str; 4] = [
+    OUTBOUND,
+    super::queue_sql::SCHEMA,
+    SEND_SLOTS,
+    TRIED_BY_SUBSCRIPTION,
+];
+
+/// A delivery waiting for its first attempt stays out of the by-subscription index: that
+/// index spreads each subscription's rows over pages of their own, so every commit rewrote
+/// about one page per subscription it touched, once when a publish added its deliveries and
+/// again when their first outcome moved them. Waiting deliveries are the queue's backlog,
+/// and a subscription's are found by the status index, which carries the subscription.
+const TRIED_BY_SUBSCRIPTION: &str = r#"
+DROP INDEX deliveries_by_subscription_status;
+CREATE INDEX deliveries_tried_by_subscription ON deliveries (subscription_id, status, id)
+    WHERE status != 'pending';
+DROP INDEX deliveries_by_status;
+CREATE INDEX deliveries_by_status ON deliveries (status, id, subscription_id);
+"#;
 
 /// The send lane of the rate limit (`RateLane::Send`); `rate_slots` is the wake lane.
 const SEND_SLOTS: &str = r#"

@@ -34,9 +34,18 @@ const NEWEST: &str = "SELECT doc FROM deliveries INDEXED BY deliveries_by_id \
      WHERE id < ?1 ORDER BY id DESC LIMIT ?2";
 const NEWEST_WITH_STATUS: &str = "SELECT doc FROM deliveries INDEXED BY deliveries_by_status \
      WHERE status = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2";
-const NEWEST_OF_SUBSCRIPTION_WITH_STATUS: &str = "SELECT id, doc FROM deliveries \
-     INDEXED BY deliveries_by_subscription_status \
-     WHERE subscription_id = ?3 AND status = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2";
+/// A tried delivery (any status but pending) by its subscription's index; the partial
+/// index serves only a statement that repeats its condition.
+const NEWEST_OF_SUBSCRIPTION_TRIED: &str = "SELECT id, doc FROM deliveries \
+     INDEXED BY deliveries_tried_by_subscription \
+     WHERE subscription_id = ?3 AND status = ?4 AND status != 'pending' AND id < ?1 \
+     ORDER BY id DESC LIMIT ?2";
+/// A pending delivery by the status index, filtered on the subscription it carries: the
+/// scan is bounded by the deliveries waiting for a first attempt, the queue's backlog.
+const NEWEST_OF_SUBSCRIPTION_PENDING: &str = "SELECT id, doc FROM deliveries \
+     INDEXED BY deliveries_by_status \
+     WHERE status = 'pending' AND subscription_id = ?3 AND id < ?1 \
+     ORDER BY id DESC LIMIT ?2";
 
 /// Sorts after every delivery id (`dlv_` and a lowercase ULID): the cursor of page one.
 const AFTER_NEWEST: &str = "~";
@@ -230,7 +239,8 @@ pub(super) fn list_deliveries(
 
 /// A subscription's deliveries in any of `statuses`, newest first: the newest of each
 /// status, merged. One index serves both this and the per-status listing; a second index
-/// by subscription alone would be written on every publish for this listing only.
+/// by subscription alone would be written on every publish for this listing only. Pending
+/// deliveries are read from the status index (see `TRIED_BY_SUBSCRIPTION`).
 fn newest_of_subscription(
     conn: &Connection,
     subscription: &str,
@@ -238,17 +248,22 @@ fn newest_of_subscription(
     after: &str,
     limit: i64,
 ) -> StoreResult<Vec<Delivery>> {
-    let mut statement = conn
-        .prepare_cached(NEWEST_OF_SUBSCRIPTION_WITH_STATUS)
-        .map_err(db_error)?;
     let mut found: Vec<(String, String)> = Vec::new();
     for status in statuses {
-        let rows = statement
-            .query_map(
-                params![after, limit, subscription, status.as_str()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .map_err(db_error)?;
+        let read = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?));
+        let mut statement;
+        let rows = if *status == DeliveryStatus::Pending {
+            statement = conn
+                .prepare_cached(NEWEST_OF_SUBSCRIPTION_PENDING)
+                .map_err(db_error)?;
+            statement.query_map(params![after, limit, subscription], read)
+        } else {
+            statement = conn
+                .prepare_cached(NEWEST_OF_SUBSCRIPTION_TRIED)
+                .map_err(db_error)?;
+            statement.query_map(params![after, limit, subscription, status.as_str()], read)
+        }
+        .map_err(db_error)?;
         for row in rows {
             found.push(row.map_err(db_error)?);
         }

@@ -439,3 +439,63 @@ async fn one_worker_at_a_time_holds_a_delivery_and_a_copy_read_before_a_save_can
     assert!(!store.claim_delivery(&saved, at(120), at(63)).await.unwrap());
     assert!(store.claim_delivery(&saved, at(120), at(65)).await.unwrap());
 }
+
+#[tokio::test]
+async fn deliveries_stored_before_pending_left_the_subscription_index_are_listed_after_the_upgrade()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbound.db");
+    let e = event("build.completed");
+    let sub = SubscriptionId::new();
+    let waiting = delivery(1, &e, &sub);
+    let mut done = delivery(2, &e, &sub);
+    done.attempts.push(attempt(200, 5));
+    done.status = DeliveryStatus::Success;
+    {
+        // A database as the version before the upgrade left it.
+        let before = Database::open(&path, &MIGRATIONS[..3], "test-v3").unwrap();
+        let rows = [
+            DeliveryRow::new(&waiting).unwrap(),
+            DeliveryRow::new(&done).unwrap(),
+        ];
+        before
+            .write(move |tx| {
+                for row in &rows {
+                    tx.execute(
+                        "INSERT INTO deliveries (id, subscription_id, event_id, status, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            row.id,
+                            row.subscription_id,
+                            row.event_id,
+                            row.status,
+                            row.doc
+                        ],
+                    )
+                    .map_err(db_error)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    let store = SqliteOutbound::open(&path).unwrap();
+    let of_sub = |status| DeliveryQuery {
+        subscription_id: Some(sub.clone()),
+        status,
+        ..query(10)
+    };
+
+    let all = store.list_deliveries(&of_sub(None)).await.unwrap();
+    assert_eq!(ids(&all), [done.id.clone(), waiting.id.clone()]);
+    let pending = store
+        .list_deliveries(&of_sub(Some(DeliveryStatus::Pending)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&pending), [waiting.id.clone()]);
+    let succeeded = store
+        .list_deliveries(&of_sub(Some(DeliveryStatus::Success)))
+        .await
+        .unwrap();
+    assert_eq!(ids(&succeeded), [done.id.clone()]);
+}
