@@ -19,11 +19,16 @@ use crate::ports::store::StoreResult;
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
      (id, subscription_id, event_id, status, success_latency_ms, doc) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// By the row number the read before it found: one index lookup per save instead of two.
 const UPDATE_DELIVERY: &str = "UPDATE deliveries \
-     SET status = ?2, success_latency_ms = ?3, doc = ?4 WHERE id = ?1";
+     SET status = ?2, success_latency_ms = ?3, doc = ?4 WHERE rowid = ?1";
 /// Adds to the count (and latency total) of deliveries in a status.
 const COUNT_DELIVERIES: &str = "INSERT INTO delivery_counts (status, count, latency_ms) \
      VALUES (?1, ?2, ?3) ON CONFLICT (status) DO UPDATE \
+     SET count = count + excluded.count, latency_ms = latency_ms + excluded.latency_ms";
+/// Moves one delivery from the count of one status to another's, in one statement.
+const MOVE_COUNTED_DELIVERY: &str = "INSERT INTO delivery_counts (status, count, latency_ms) \
+     VALUES (?1, -1, ?2), (?3, 1, ?4) ON CONFLICT (status) DO UPDATE \
      SET count = count + excluded.count, latency_ms = latency_ms + excluded.latency_ms";
 const COUNT_EVENT: &str = "INSERT INTO event_counts (type, count) VALUES (?1, 1) \
      ON CONFLICT (type) DO UPDATE SET count = count + 1";
@@ -53,23 +58,30 @@ const AFTER_NEWEST: &str = "~";
 /// Inserts or replaces a delivery, and moves it between the counts of its old and new
 /// status.
 pub(super) fn upsert_delivery(tx: &Connection, row: &DeliveryRow) -> StoreResult<()> {
-    let before: Option<(String, Option<i64>)> = tx
-        .prepare_cached("SELECT status, success_latency_ms FROM deliveries WHERE id = ?1")
+    let before: Option<(i64, String, Option<i64>)> = tx
+        .prepare_cached("SELECT rowid, status, success_latency_ms FROM deliveries WHERE id = ?1")
         .map_err(db_error)?
-        .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([&row.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()
         .map_err(db_error)?;
-    let Some((status, latency)) = before else {
+    let Some((rowid, status, latency)) = before else {
         insert_delivery(tx, row)?;
         return count_deliveries(tx, row.status, 1, row.success_latency_ms.unwrap_or(0));
     };
     tx.prepare_cached(UPDATE_DELIVERY)
         .map_err(db_error)?
-        .execute(params![row.id, row.status, row.success_latency_ms, row.doc])
+        .execute(params![rowid, row.status, row.success_latency_ms, row.doc])
         .map_err(db_error)?;
     if status != row.status || latency != row.success_latency_ms {
-        count_deliveries(tx, &status, -1, -latency.unwrap_or(0))?;
-        count_deliveries(tx, row.status, 1, row.success_latency_ms.unwrap_or(0))?;
+        tx.prepare_cached(MOVE_COUNTED_DELIVERY)
+            .map_err(db_error)?
+            .execute(params![
+                status,
+                -latency.unwrap_or(0),
+                row.status,
+                row.success_latency_ms.unwrap_or(0)
+            ])
+            .map_err(db_error)?;
     }
     Ok(())
 }
