@@ -55,7 +55,8 @@ impl Event {
 
     /// The body POSTed to subscribers: compact JSON with the brief's keys in its order,
     /// `{"id","type","timestamp","source","data","metadata"}`, the timestamp in RFC 3339
-    /// UTC with milliseconds. Built once per event, signed and sent as these bytes.
+    /// UTC with milliseconds. Built from the event alone, so every attempt of every delivery
+    /// of it signs and sends the same bytes.
     pub fn payload(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Payload<'a> {
