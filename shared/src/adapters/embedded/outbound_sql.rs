@@ -250,9 +250,9 @@ pub(super) fn list_deliveries(
 }
 
 /// A subscription's deliveries in any of `statuses`, newest first: the newest of each
-/// status, merged. One index serves both this and the per-status listing; a second index
-/// by subscription alone would be written on every publish for this listing only. Pending
-/// deliveries are read from the status index (see `TRIED_BY_SUBSCRIPTION`).
+/// status, merged. Tried statuses come from the partial by-subscription index, pending ones
+/// from the status index (see `TRIED_BY_SUBSCRIPTION`); a second index by subscription
+/// alone would be written on every publish for this listing only.
 fn newest_of_subscription(
     conn: &Connection,
     subscription: &str,
