@@ -71,14 +71,14 @@ fn subscription(url: &str, pattern: &str) -> Subscription {
 }
 
 fn event(event_type: &str, at: DateTime<Utc>) -> Event {
-    Event {
-        id: EventId::new(),
-        event_type: EventType::parse(event_type).unwrap(),
-        source: "jenkins".into(),
-        data: serde_json::json!({"build": 42}),
-        metadata: Default::default(),
-        timestamp: at,
-    }
+    Event::new(
+        EventId::new(),
+        EventType::parse(event_type).unwrap(),
+        "jenkins".into(),
+        serde_json::json!({"build": 42}),
+        Default::default(),
+        at,
+    )
 }
 
 fn deliveries(event: &Event, subscriptions: &[&Subscription]) -> Vec<Delivery> {

@@ -149,7 +149,7 @@ impl HttpClient for HyperClient {
         &self,
         url: &str,
         headers: &[(&'static str, String)],
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
         max_body: usize,
     ) -> Result<HttpResponse, TransportError> {
@@ -157,7 +157,7 @@ impl HttpClient for HyperClient {
             .parse()
             .map_err(|e: http::uri::InvalidUri| TransportError::Connect(e.to_string()))?;
         self.check_literal(&uri)?;
-        let mut request = Request::new(Full::new(Bytes::from(body)));
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
         for (name, value) in headers {

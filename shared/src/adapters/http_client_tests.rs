@@ -62,7 +62,7 @@ async fn post(client: &HyperClient, url: &str) -> Result<HttpResponse, Transport
     let headers = [("X-Nexus-Signature-256", "sha256=00".to_owned())];
     let timeout = Duration::from_secs(10);
     client
-        .post(url, &headers, b"{}".to_vec(), timeout, 64)
+        .post(url, &headers, bytes::Bytes::from_static(b"{}"), timeout, 64)
         .await
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 /// What came back from the subscriber.
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ pub trait HttpClient: Send + Sync {
         &self,
         url: &str,
         headers: &[(&'static str, String)],
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
         max_body: usize,
     ) -> Result<HttpResponse, TransportError>;

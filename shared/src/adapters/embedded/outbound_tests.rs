@@ -48,14 +48,14 @@ fn subscription(created: i64) -> Subscription {
 }
 
 fn event(event_type: &str) -> Event {
-    Event {
-        id: EventId::new(),
-        event_type: EventType::parse(event_type).unwrap(),
-        source: "jenkins".into(),
-        data: json!({"build": 42}),
-        metadata: serde_json::Map::new(),
-        timestamp: at(0),
-    }
+    Event::new(
+        EventId::new(),
+        EventType::parse(event_type).unwrap(),
+        "jenkins".into(),
+        json!({"build": 42}),
+        serde_json::Map::new(),
+        at(0),
+    )
 }
 
 /// A delivery whose id sorts by `n`: ULIDs made in one millisecond have no order.

@@ -281,14 +281,14 @@ async fn opening_queues_every_pending_or_retrying_delivery_when_it_is_due() {
     let clock = TestClock::new();
     let outbound = SqliteOutbound::open(dir.path().join("outbound.db")).unwrap();
     let now = clock.now();
-    let event = Event {
-        id: EventId::new(),
-        event_type: EventType::parse("build.completed").unwrap(),
-        source: "ci".into(),
-        data: serde_json::json!({}),
-        metadata: serde_json::Map::new(),
-        timestamp: now,
-    };
+    let event = Event::new(
+        EventId::new(),
+        EventType::parse("build.completed").unwrap(),
+        "ci".into(),
+        serde_json::json!({}),
+        serde_json::Map::new(),
+        now,
+    );
     let [pending, mut retrying, mut settled] =
         std::array::from_fn(|_| Delivery::new(&event, SubscriptionId::new(), now));
     outbound

@@ -42,14 +42,14 @@ fn test_event(
     now: chrono::DateTime<chrono::Utc>,
 ) -> ServiceResult<Event> {
     let event_type = EventType::parse(event_type.unwrap_or(TEST_EVENT_TYPE))?;
-    Ok(Event {
-        id: EventId::new(),
+    Ok(Event::new(
+        EventId::new(),
         event_type,
-        source: "nexus.test".to_owned(),
-        data: json!({"test": true, "message": "This is a test event from Nexus Webhooks."}),
-        metadata: serde_json::Map::new(),
-        timestamp: now,
-    })
+        "nexus.test".to_owned(),
+        json!({"test": true, "message": "This is a test event from Nexus Webhooks."}),
+        serde_json::Map::new(),
+        now,
+    ))
 }
 
 async fn send(

@@ -10,14 +10,14 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn delivery() -> Delivery {
-    let event = Event {
-        id: EventId::new(),
-        event_type: EventType::parse("build.failed").unwrap(),
-        source: "jenkins".into(),
-        data: json!({}),
-        metadata: Default::default(),
-        timestamp: at(0),
-    };
+    let event = Event::new(
+        EventId::new(),
+        EventType::parse("build.failed").unwrap(),
+        "jenkins".into(),
+        json!({}),
+        Default::default(),
+        at(0),
+    );
     Delivery::new(&event, SubscriptionId::new(), at(0))
 }
 

@@ -3,6 +3,9 @@
 
 mod event_type;
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -31,9 +34,33 @@ pub struct Event {
     /// When Nexus accepted the event.
     #[serde(serialize_with = "time::serialize")]
     pub timestamp: DateTime<Utc>,
+    /// The delivered body, built on first use: a fan-out shares one stored event, so its
+    /// deliveries (and their retries) sign and send the same bytes without re-serializing.
+    /// A stored event is never changed; one changed after its body was built keeps that body.
+    #[serde(skip)]
+    payload: PayloadOnce,
 }
 
 impl Event {
+    pub fn new(
+        id: EventId,
+        event_type: EventType,
+        source: String,
+        data: Value,
+        metadata: Map<String, Value>,
+        timestamp: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            event_type,
+            source,
+            data,
+            metadata,
+            timestamp,
+            payload: PayloadOnce::default(),
+        }
+    }
+
     /// `metadata.project`, what project filters compare with.
     pub fn project(&self) -> Option<&str> {
         self.metadata.get("project").and_then(Value::as_str)
@@ -57,7 +84,11 @@ impl Event {
     /// `{"id","type","timestamp","source","data","metadata"}`, the timestamp in RFC 3339
     /// UTC with milliseconds. Built from the event alone, so every attempt of every delivery
     /// of it signs and sends the same bytes.
-    pub fn payload(&self) -> Vec<u8> {
+    pub fn payload(&self) -> Bytes {
+        self.payload.0.get_or_init(|| self.build_payload()).clone()
+    }
+
+    fn build_payload(&self) -> Bytes {
         #[derive(Serialize)]
         struct Payload<'a> {
             id: &'a EventId,
@@ -77,12 +108,39 @@ impl Event {
             metadata: &self.metadata,
         };
         // Only string-keyed maps and plain values: serializing to memory cannot fail.
-        serde_json::to_vec(&payload).expect("an event always serializes")
+        Bytes::from(serde_json::to_vec(&payload).expect("an event always serializes"))
     }
 }
 
 /// The body of `POST /api/v1/events` (one element of the batch), checked as it is
 /// deserialized: a `NewEvent` is always publishable.
+/// An event's body once built. Not part of the event's value: a clone or a comparison
+/// looks at the fields it is built from.
+#[derive(Default)]
+struct PayloadOnce(OnceLock<Bytes>);
+
+impl Clone for PayloadOnce {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl PartialEq for PayloadOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PayloadOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "built"
+        } else {
+            "not built"
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
@@ -102,14 +160,14 @@ pub struct NewEvent {
 impl NewEvent {
     /// The event as stored, with the id and timestamp Nexus gives it.
     pub fn into_event(self, id: EventId, timestamp: DateTime<Utc>) -> Event {
-        Event {
+        Event::new(
             id,
-            event_type: self.event_type,
-            source: self.source,
-            data: self.data,
-            metadata: self.metadata,
+            self.event_type,
+            self.source,
+            self.data,
+            self.metadata,
             timestamp,
-        }
+        )
     }
 }
 
@@ -156,14 +214,14 @@ mod tests {
         let Value::Object(metadata) = metadata else {
             panic!("metadata must be an object")
         };
-        Event {
-            id: EventId::parse("evt_01arz3ndektsv4rrffq69g5fav").unwrap(),
-            event_type: EventType::parse("release.completed").unwrap(),
-            source: "orchestrator".into(),
+        Event::new(
+            EventId::parse("evt_01arz3ndektsv4rrffq69g5fav").unwrap(),
+            EventType::parse("release.completed").unwrap(),
+            "orchestrator".into(),
             data,
             metadata,
-            timestamp: at_millis(1_795_407_423_123),
-        }
+            at_millis(1_795_407_423_123),
+        )
     }
 
     #[test]
@@ -221,11 +279,29 @@ mod tests {
     #[test]
     fn the_payload_has_the_briefs_keys_in_order_with_a_millisecond_timestamp() {
         let event = event(json!({"b": 1, "a": [true]}), json!({"project": "NEXUS"}));
-        let payload = String::from_utf8(event.payload()).unwrap();
+        let payload = String::from_utf8(event.payload().to_vec()).unwrap();
         assert_eq!(
             payload,
             r#"{"id":"evt_01arz3ndektsv4rrffq69g5fav","type":"release.completed","timestamp":"2026-11-23T04:17:03.123Z","source":"orchestrator","data":{"a":[true],"b":1},"metadata":{"project":"NEXUS"}}"#
         );
+    }
+
+    #[test]
+    fn every_delivery_of_an_event_sends_one_shared_body_which_a_stored_copy_rebuilds_the_same() {
+        let event = event(json!({"n": 1}), json!({}));
+        let first = event.payload();
+        assert_eq!(
+            first.as_ptr(),
+            event.payload().as_ptr(),
+            "built once, then shared"
+        );
+        assert_eq!(event.clone().payload().as_ptr(), first.as_ptr());
+
+        let stored = serde_json::to_value(&event).unwrap();
+        assert!(stored.get("payload").is_none(), "the body is not stored");
+        let read_back: Event = serde_json::from_value(stored).unwrap();
+        assert_eq!(read_back, event);
+        assert_eq!(read_back.payload(), first);
     }
 
     #[test]

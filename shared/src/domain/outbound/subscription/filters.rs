@@ -48,14 +48,14 @@ mod tests {
     use crate::domain::outbound::ids::EventId;
 
     fn event(metadata: Value, data: Value) -> Event {
-        Event {
-            id: EventId::new(),
-            event_type: EventType::parse("security.vulnerability_detected").unwrap(),
-            source: "scanner".into(),
+        Event::new(
+            EventId::new(),
+            EventType::parse("security.vulnerability_detected").unwrap(),
+            "scanner".into(),
             data,
-            metadata: metadata.as_object().unwrap().clone(),
-            timestamp: DateTime::UNIX_EPOCH,
-        }
+            metadata.as_object().unwrap().clone(),
+            DateTime::UNIX_EPOCH,
+        )
     }
 
     fn filters(project: Option<&str>, team: Option<&str>, severities: &[&str]) -> Filters {

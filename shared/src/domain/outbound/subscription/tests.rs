@@ -33,14 +33,14 @@ fn subscription(events: &[&str]) -> Subscription {
 }
 
 fn event(event_type: &str) -> Event {
-    Event {
-        id: EventId::new(),
-        event_type: EventType::parse(event_type).unwrap(),
-        source: "jenkins".into(),
-        data: json!({}),
-        metadata: json!({"project": "NEXUS"}).as_object().unwrap().clone(),
-        timestamp: at(0),
-    }
+    Event::new(
+        EventId::new(),
+        EventType::parse(event_type).unwrap(),
+        "jenkins".into(),
+        json!({}),
+        json!({"project": "NEXUS"}).as_object().unwrap().clone(),
+        at(0),
+    )
 }
 
 fn exposed(secrets: Vec<&SecretString>) -> Vec<&str> {
