@@ -70,7 +70,9 @@ pub struct DeliveryCounts {
 #[async_trait]
 pub trait OutboundStore: Send + Sync {
     async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()>;
-    async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>>;
+    /// A subscription, shared: every delivery to it reads it.
+    async fn get_subscription(&self, id: &SubscriptionId)
+        -> StoreResult<Option<Arc<Subscription>>>;
     /// Every subscription, oldest first. Fan-out reads it on each publish, so a backend that
     /// keeps them in memory hands out a shared list rather than a copy.
     async fn list_subscriptions(&self) -> StoreResult<Arc<[Subscription]>>;

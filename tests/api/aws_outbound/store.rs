@@ -67,7 +67,7 @@ async fn subscriptions_round_trip_with_their_secrets_and_list_oldest_first() {
     assert_eq!(stored.events, first.events);
     assert_eq!(stored.filters, first.filters);
     assert_eq!(
-        (stored.description, stored.rate_limit),
+        (stored.description.clone(), stored.rate_limit),
         (first.description.clone(), Some(120))
     );
     assert_eq!(

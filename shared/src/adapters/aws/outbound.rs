@@ -88,12 +88,16 @@ impl OutboundStore for DynamoOutbound {
         Ok(())
     }
 
-    async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
-        self.get(subscription_key(id), None)
-            .await?
+    async fn get_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> StoreResult<Option<Arc<Subscription>>> {
+        let item = self.get(subscription_key(id), None).await?;
+        Ok(item
             .as_ref()
             .map(subscription_from)
-            .transpose()
+            .transpose()?
+            .map(Arc::new))
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Arc<[Subscription]>> {

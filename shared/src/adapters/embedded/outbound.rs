@@ -130,8 +130,11 @@ impl OutboundStore for SqliteOutbound {
         written
     }
 
-    async fn get_subscription(&self, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
-        Ok(self.subscriptions().await?.get(id).cloned())
+    async fn get_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> StoreResult<Option<Arc<Subscription>>> {
+        Ok(self.subscriptions().await?.get(id))
     }
 
     async fn list_subscriptions(&self) -> StoreResult<Arc<[Subscription]>> {

@@ -81,15 +81,15 @@ impl Claims {
 #[derive(Debug, Default)]
 pub(super) struct Subscriptions {
     pub list: Arc<[Subscription]>,
-    by_id: HashMap<SubscriptionId, usize>,
+    /// The same subscriptions, each shared with the deliveries reading it.
+    by_id: HashMap<SubscriptionId, Arc<Subscription>>,
 }
 
 impl Subscriptions {
     pub fn new(list: Vec<Subscription>) -> Self {
         let by_id = list
             .iter()
-            .enumerate()
-            .map(|(index, subscription)| (subscription.id.clone(), index))
+            .map(|subscription| (subscription.id.clone(), Arc::new(subscription.clone())))
             .collect();
         Self {
             list: list.into(),
@@ -97,8 +97,8 @@ impl Subscriptions {
         }
     }
 
-    pub fn get(&self, id: &SubscriptionId) -> Option<&Subscription> {
-        self.by_id.get(id).map(|&index| &self.list[index])
+    pub fn get(&self, id: &SubscriptionId) -> Option<Arc<Subscription>> {
+        self.by_id.get(id).cloned()
     }
 }
 

@@ -114,7 +114,7 @@ pub async fn deliver_one(state: &AppState, message: &QueueMessage) -> ServiceRes
         tracing::info!(%delivery_id, "another worker holds this delivery; looking again later");
         return Ok(Disposition::RetryIn(claim_for.min(MAX_HOLD)));
     }
-    attempt(state, &mut delivery, subscription, &event).await
+    attempt(state, &mut delivery, &subscription, &event).await
 }
 
 /// How often a send slot that passed while it was being taken is given up for a new one.
@@ -155,7 +155,7 @@ async fn sleep_until(state: &AppState, at: chrono::DateTime<Utc>) {
 async fn attempt(
     state: &AppState,
     delivery: &mut Delivery,
-    mut subscription: Subscription,
+    subscription: &Subscription,
     event: &Event,
 ) -> ServiceResult<Disposition> {
     let config = &state.config.outbound;
@@ -239,9 +239,10 @@ async fn attempt(
         }
         (Decision::Disable, _) => {
             // 410 Gone: the subscriber asks us to stop.
-            subscription.active = false;
-            subscription.updated_at = now;
-            state.outbound.put_subscription(&subscription).await?;
+            let mut disabled = subscription.clone();
+            disabled.active = false;
+            disabled.updated_at = now;
+            state.outbound.put_subscription(&disabled).await?;
             tracing::warn!(subscription = %subscription.id, "subscriber answered 410 Gone; subscription disabled");
             state.metrics.delivery(event_type, "failed");
             Disposition::Delete

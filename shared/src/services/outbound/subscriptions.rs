@@ -1,5 +1,7 @@
 //! Subscription management: create, list, get, update, delete, toggle, rotate the secret.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -147,6 +149,7 @@ pub async fn get(state: &AppState, id: &SubscriptionId) -> ServiceResult<Subscri
         .outbound
         .get_subscription(id)
         .await?
+        .map(Arc::unwrap_or_clone)
         .ok_or(ServiceError::NotFound("subscription"))
 }
 
