@@ -87,7 +87,8 @@ pub trait OutboundStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<PublishOutcome>;
     /// Publishes several events as [`publish`](Self::publish) does each, in order; a backend
-    /// that can commits them together. An error may leave the first ones published.
+    /// that can commits them together (SQLite in one commit, DynamoDB in as few
+    /// transactions as fit). An error may leave the first ones published.
     async fn publish_all(
         &self,
         items: &[Publication],

@@ -1,14 +1,23 @@
 //! `DynamoOutbound` on moto: what `OutboundStore` promises, on DynamoDB.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 
 use chrono::{TimeDelta, Utc};
 use futures::future::join_all;
+use nexus_shared::adapters::aws::DynamoOutbound;
 use nexus_shared::domain::outbound::{
     Attempt, Delivery, DeliveryStatus, OutboundDeliveryId, SigningSecret, SubscriptionId,
 };
-use nexus_shared::ports::outbound::{DeliveryQuery, OutboundStore, PublishOutcome, RateLane};
+use nexus_shared::ports::outbound::{
+    DeliveryQuery, OutboundStore, Publication, PublishOutcome, RateLane,
+};
 use secrecy::ExposeSecret;
 
 use super::{deliveries, dynamo_outbound, event, moto, subscription};
@@ -203,6 +212,128 @@ async fn a_publish_of_more_than_one_transaction_stores_every_delivery() {
     assert!(
         matches!(repeat.unwrap(), PublishOutcome::Duplicate { delivery_ids, .. } if delivery_ids.len() == 150)
     );
+}
+
+/// Counts the `TransactWriteItems` requests a DynamoDB client sends.
+#[derive(Debug, Default, Clone)]
+struct Transactions(Arc<AtomicUsize>);
+
+impl Transactions {
+    fn sent(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for Transactions {
+    fn name(&self) -> &'static str {
+        "count-transactions"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        if target.is_some_and(|t| t.ends_with(".TransactWriteItems")) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_small_fan_outs_shares_transactions_and_its_repeat_finds_each_first_publish() {
+    let Some((sdk, config)) = moto().await else {
+        return;
+    };
+    let transactions = Transactions::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(transactions.clone())
+            .build(),
+    );
+    let store = DynamoOutbound::new(
+        client,
+        config.outbound.table.clone(),
+        Duration::from_secs(3600),
+    );
+    let (a, b) = (
+        subscription("https://a.example", "*"),
+        subscription("https://b.example", "*"),
+    );
+    let now = Utc::now();
+    let batch = |count: usize| -> Vec<Publication> {
+        (0..count)
+            .map(|i| {
+                let event = event(
+                    if i % 2 == 0 {
+                        "build.completed"
+                    } else {
+                        "deploy.done"
+                    },
+                    now,
+                );
+                Publication {
+                    deliveries: deliveries(&event, &[&a, &b]),
+                    event,
+                    idempotency_key: Some(format!("batch:{i}")),
+                }
+            })
+            .collect()
+    };
+
+    // 60 publications of 4 items each (key, event, two deliveries): 24 fit beside the
+    // counters in one transaction of 100, so three transactions, not sixty.
+    let first = batch(60);
+    let outcomes = store.publish_all(&first, now).await.unwrap();
+    assert_eq!(outcomes, vec![PublishOutcome::Stored; 60]);
+    assert_eq!(transactions.sent(), 3);
+    for publication in &first {
+        let stored = store.get_event(&publication.event.id).await.unwrap();
+        assert_eq!(stored.as_deref(), Some(&publication.event));
+        for delivery in &publication.deliveries {
+            let stored = store.get_delivery(&delivery.id).await.unwrap();
+            assert_eq!(stored.as_ref(), Some(delivery));
+        }
+    }
+    let counts = store.delivery_counts().await.unwrap();
+    assert_eq!((counts.events, counts.pending), (60, 120));
+    assert_eq!(
+        counts.events_by_type,
+        BTreeMap::from([
+            ("build.completed".to_owned(), 30),
+            ("deploy.done".to_owned(), 30)
+        ])
+    );
+
+    // The batch retried with five more events: the sixty are answered with what was
+    // stored first, the five are stored, and nothing is stored twice.
+    let again = batch(65);
+    let outcomes = store.publish_all(&again, now).await.unwrap();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match first.get(i) {
+            Some(original) => assert_eq!(
+                *outcome,
+                PublishOutcome::Duplicate {
+                    event_id: original.event.id.clone(),
+                    delivery_ids: ids(&original.deliveries),
+                },
+                "publication {i}"
+            ),
+            None => assert_eq!(*outcome, PublishOutcome::Stored, "publication {i}"),
+        }
+    }
+    for publication in &again[..60] {
+        assert!(store
+            .get_event(&publication.event.id)
+            .await
+            .unwrap()
+            .is_none());
+    }
+    let counts = store.delivery_counts().await.unwrap();
+    assert_eq!((counts.events, counts.pending), (65, 130));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,8 @@ use crate::domain::outbound::{
     rate_slot, Delivery, Event, EventId, OutboundDeliveryId, Subscription, SubscriptionId,
 };
 use crate::ports::outbound::{
-    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, PublishOutcome, RateLane,
+    DeliveryCounts, DeliveryPage, DeliveryQuery, OutboundStore, Publication, PublishOutcome,
+    RateLane,
 };
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
@@ -156,6 +157,14 @@ impl OutboundStore for DynamoOutbound {
     ) -> StoreResult<PublishOutcome> {
         self.publish_transactions(event, deliveries, idempotency_key, now)
             .await
+    }
+
+    async fn publish_all(
+        &self,
+        items: &[Publication],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<PublishOutcome>> {
+        self.publish_packed(items, now).await
     }
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Arc<Event>>> {

@@ -2,6 +2,7 @@
 //! record and counters, all or nothing per transaction) and saving a delivery together
 //! with the counters its status change moves.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
@@ -16,12 +17,15 @@ use super::outbound_attrs::{
 };
 use super::outbound_counts::{Deltas, Tally};
 use crate::domain::outbound::{Delivery, Event, EventId, OutboundDeliveryId};
-use crate::ports::outbound::PublishOutcome;
+use crate::ports::outbound::{Publication, PublishOutcome};
 use crate::ports::store::StoreResult;
 use crate::ports::StoreError;
 
 /// DynamoDB's limit on the items of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// How much item data one packed transaction carries at most: DynamoDB allows 4 MB, and
+/// the estimate below counts attribute values only.
+const MAX_PACKED_BYTES: usize = 3 * 1024 * 1024;
 /// Tries of an optimistic write (a transaction, a compare-and-set) that lost a race.
 pub(super) const MAX_TRIES: u32 = 8;
 
@@ -84,6 +88,78 @@ impl DynamoOutbound {
                 return Ok(PublishOutcome::Stored);
             }
         }
+    }
+
+    /// Publishes a batch in as few transactions as fit: consecutive publications share one
+    /// (each whole, with its idempotency record, event and deliveries, and one counters
+    /// update for all) up to DynamoDB's 100 items. So a batch of small fan-outs costs a few
+    /// round trips, not one per event. A publication too large to share goes alone through
+    /// [`publish_transactions`](Self::publish_transactions). When an idempotency record
+    /// already exists, that publication answers with its first result and the others of
+    /// its transaction are tried again without it.
+    pub(super) async fn publish_packed(
+        &self,
+        publications: &[Publication],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<PublishOutcome>> {
+        let mut outcomes: Vec<Option<PublishOutcome>> = vec![None; publications.len()];
+        // A retried batch finds its records in one read, rather than one cancelled
+        // transaction (of up to 100 items) per publication already stored. A lone
+        // publication learns it from its own transaction in the same one round trip.
+        if publications.len() > 1 {
+            for (index, outcome) in self.first_publishes(publications, now).await? {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        let mut waiting: Vec<usize> = (0..publications.len())
+            .filter(|&index| outcomes[index].is_none())
+            .collect();
+        while let Some(&first) = waiting.first() {
+            let alone = &publications[first];
+            // One item is left for the counters.
+            if items_of(alone) > MAX_TRANSACTION_ITEMS - 1 {
+                let key = alone.idempotency_key.as_deref();
+                let outcome = self
+                    .publish_transactions(&alone.event, &alone.deliveries, key, now)
+                    .await?;
+                outcomes[first] = Some(outcome);
+                waiting.remove(0);
+                continue;
+            }
+            let mut pack = Pack::default();
+            for &index in &waiting {
+                if !pack.add(self, index, &publications[index], now)? {
+                    break;
+                }
+            }
+            let members = pack.members.len();
+            let owners = std::mem::take(&mut pack.owners);
+            match self.transact(pack.finish(&self.table)?).await {
+                Ok(()) => {
+                    for index in waiting.drain(..members) {
+                        outcomes[index] = Some(PublishOutcome::Stored);
+                    }
+                }
+                Err(TransactError::Condition(item)) => {
+                    let Some(&(index, true)) = owners.get(item) else {
+                        return Err(StoreError::Corrupt(format!(
+                            "publish item {item} already exists"
+                        )));
+                    };
+                    let key = publications[index]
+                        .idempotency_key
+                        .as_deref()
+                        .expect("an idempotency item has a key");
+                    outcomes[index] = Some(self.first_publish(key).await?);
+                    waiting.retain(|&i| i != index);
+                }
+                Err(TransactError::Store(error)) => return Err(error),
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every publication was decided"))
+            .collect())
     }
 
     /// A compare-and-set on the stored status: the counters move from the status this
@@ -180,23 +256,48 @@ impl DynamoOutbound {
             .get(idempotency_key(key), None)
             .await?
             .ok_or_else(|| StoreError::Corrupt("idempotency record vanished".into()))?;
-        let delivery_ids = match record.get("delivery_ids") {
-            Some(Av::L(ids)) => ids
-                .iter()
-                .map(|id| {
-                    let id = id
-                        .as_s()
-                        .map_err(|_| StoreError::Corrupt("delivery id".into()))?;
-                    OutboundDeliveryId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
-                })
-                .collect::<StoreResult<_>>()?,
-            _ => return Err(StoreError::Corrupt("idempotency record without ids".into())),
-        };
-        Ok(PublishOutcome::Duplicate {
-            event_id: EventId::parse(string(&record, "event_id")?)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            delivery_ids,
-        })
+        duplicate_of(&record)
+    }
+
+    /// The first publish of every key of `publications` that has a live idempotency record
+    /// at `now`, by the publication's index: one batch read.
+    async fn first_publishes(
+        &self,
+        publications: &[Publication],
+        now: DateTime<Utc>,
+    ) -> StoreResult<HashMap<usize, PublishOutcome>> {
+        let mut indexes: HashMap<String, usize> = HashMap::new();
+        let mut wanted = Vec::new();
+        for (index, publication) in publications.iter().enumerate() {
+            let Some(key) = publication.idempotency_key.as_deref() else {
+                continue;
+            };
+            let record_key = idempotency_key(key);
+            let pk = string(&record_key, "pk")?.to_owned();
+            // A key given twice is read once (a batch read refuses duplicates).
+            if let Entry::Vacant(entry) = indexes.entry(pk) {
+                entry.insert(index);
+                wanted.push(record_key);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut found = HashMap::new();
+        for record in self.batch_get(wanted).await? {
+            // An expired record lingers until TTL deletes it: it no longer counts.
+            let expires_at = record
+                .get("expires_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok());
+            if expires_at.is_some_and(|at| at <= now.timestamp()) {
+                continue;
+            }
+            if let Some(&index) = indexes.get(string(&record, "pk")?) {
+                found.insert(index, duplicate_of(&record)?);
+            }
+        }
+        Ok(found)
     }
 
     fn idempotency_put(
@@ -267,4 +368,109 @@ pub(super) fn is_lost_race<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
         error.as_service_error().and_then(|e| e.code()),
         Some("ConditionalCheckFailedException" | "TransactionConflictException")
     )
+}
+
+/// What an idempotency record says the first publish stored.
+fn duplicate_of(record: &Attrs) -> StoreResult<PublishOutcome> {
+    let delivery_ids = match record.get("delivery_ids") {
+        Some(Av::L(ids)) => ids
+            .iter()
+            .map(|id| {
+                let id = id
+                    .as_s()
+                    .map_err(|_| StoreError::Corrupt("delivery id".into()))?;
+                OutboundDeliveryId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<StoreResult<_>>()?,
+        _ => return Err(StoreError::Corrupt("idempotency record without ids".into())),
+    };
+    Ok(PublishOutcome::Duplicate {
+        event_id: EventId::parse(string(record, "event_id")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        delivery_ids,
+    })
+}
+
+/// The items one publication writes: its idempotency record, its event, its deliveries.
+fn items_of(publication: &Publication) -> usize {
+    usize::from(publication.idempotency_key.is_some()) + 1 + publication.deliveries.len()
+}
+
+/// Publications gathered into one transaction.
+#[derive(Default)]
+struct Pack {
+    items: Vec<TransactWriteItem>,
+    /// Per item: the publication it belongs to, and whether it is its idempotency record.
+    owners: Vec<(usize, bool)>,
+    members: Vec<usize>,
+    keys: Vec<String>,
+    bytes: usize,
+    deltas: Deltas,
+}
+
+impl Pack {
+    /// Adds publication `index` if it fits; false (and nothing added) if it does not.
+    fn add(
+        &mut self,
+        store: &DynamoOutbound,
+        index: usize,
+        publication: &Publication,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let key = publication.idempotency_key.as_deref();
+        // Two writes of one item cannot share a transaction.
+        if key.is_some_and(|key| self.keys.iter().any(|k| k == key)) {
+            return Ok(false);
+        }
+        if self.items.len() + items_of(publication) > MAX_TRANSACTION_ITEMS - 1 {
+            return Ok(false);
+        }
+        let event = event_item(&publication.event)?;
+        let deliveries = publication
+            .deliveries
+            .iter()
+            .map(delivery_item)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let bytes = size_of(&event) + deliveries.iter().map(size_of).sum::<usize>();
+        if !self.members.is_empty() && self.bytes + bytes > MAX_PACKED_BYTES {
+            return Ok(false);
+        }
+        if let Some(key) = key {
+            let record =
+                store.idempotency_put(key, &publication.event, &publication.deliveries, now)?;
+            self.items.push(record);
+            self.owners.push((index, true));
+            self.keys.push(key.to_owned());
+        }
+        self.items
+            .push(store.put(event, "attribute_not_exists(pk)", None)?);
+        self.owners.push((index, false));
+        self.deltas.event(&publication.event.event_type);
+        for (delivery, item) in publication.deliveries.iter().zip(deliveries) {
+            self.deltas.transition(None, Tally::of(delivery));
+            self.items
+                .push(store.put(item, "attribute_not_exists(pk)", None)?);
+            self.owners.push((index, false));
+        }
+        self.members.push(index);
+        self.bytes += bytes;
+        Ok(true)
+    }
+
+    /// The transaction's items, the counters update last.
+    fn finish(mut self, table: &str) -> StoreResult<Vec<TransactWriteItem>> {
+        if !self.deltas.is_empty() {
+            let update = self.deltas.update(table)?;
+            self.items
+                .push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(self.items)
+    }
+}
+
+/// Roughly how large an item is: its names and string or number values.
+fn size_of(item: &Attrs) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + value.as_s().or(value.as_n()).map_or(16, String::len))
+        .sum()
 }
