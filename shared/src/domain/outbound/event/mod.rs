@@ -42,6 +42,7 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with its body not built yet.
     pub fn new(
         id: EventId,
         event_type: EventType,
@@ -112,18 +113,10 @@ impl Event {
     }
 }
 
-/// The body of `POST /api/v1/events` (one element of the batch), checked as it is
-/// deserialized: a `NewEvent` is always publishable.
-/// An event's body once built. Not part of the event's value: a clone or a comparison
-/// looks at the fields it is built from.
-#[derive(Default)]
+/// An event's body once built. Not part of the event's value: a comparison looks at the
+/// fields it is built from, and a clone shares what was built.
+#[derive(Default, Clone)]
 struct PayloadOnce(OnceLock<Bytes>);
-
-impl Clone for PayloadOnce {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
 
 impl PartialEq for PayloadOnce {
     fn eq(&self, _: &Self) -> bool {
@@ -141,6 +134,8 @@ impl std::fmt::Debug for PayloadOnce {
     }
 }
 
+/// The body of `POST /api/v1/events` (one element of the batch), checked as it is
+/// deserialized: a `NewEvent` is always publishable.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
