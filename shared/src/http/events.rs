@@ -91,10 +91,10 @@ struct BatchOut {
 }
 
 /// Publishes every event of the batch, in order, in one store commit where the store can
-/// (SQLite; DynamoDB packs whole events into as few transactions as fit). With an `Idempotency-Key`, event
-/// `i` uses `{key}:{i}`, so a retried batch re-publishes nothing that was published: after
-/// an error, some events may be published and the rest not, and a retry with the same key
-/// completes it.
+/// (SQLite; DynamoDB packs whole events into as few transactions as fit). With an
+/// `Idempotency-Key`, event `i` uses `{key}:{i}`, so a retried batch re-publishes nothing
+/// that was published: after an error, some events may be published and the rest not, and
+/// a retry with the same key completes it.
 async fn publish_batch(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -49,27 +49,23 @@ impl DynamoOutbound {
         let mut rest = deliveries;
         let mut first = true;
         loop {
-            let mut items = Vec::new();
-            let mut deltas = Deltas::default();
+            let mut writes = Writes::default();
             if first {
                 if let Some(key) = idempotency_key {
-                    items.push(self.idempotency_put(key, event, deliveries, now)?);
+                    writes.idempotency_record(self, key, event, deliveries, now)?;
                 }
-                items.push(self.put(event_item(event)?, "attribute_not_exists(pk)", None)?);
-                deltas.event(&event.event_type);
+                writes.event(self, event_item(event)?, event)?;
             }
             // One item is left for the counters.
-            let room = MAX_TRANSACTION_ITEMS - items.len() - 1;
+            let room = MAX_TRANSACTION_ITEMS - writes.items.len() - 1;
             let (chunk, tail) = rest.split_at(room.min(rest.len()));
             for delivery in chunk {
-                deltas.transition(None, Tally::of(delivery));
-                items.push(self.put(delivery_item(delivery)?, "attribute_not_exists(pk)", None)?);
+                writes.delivery(self, delivery_item(delivery)?, delivery)?;
             }
-            if !deltas.is_empty() {
-                let update = deltas.update(&self.table)?;
-                items.push(TransactWriteItem::builder().update(update).build());
-            }
-            match (self.transact(items).await, idempotency_key) {
+            match (
+                self.transact(writes.finish(&self.table)?).await,
+                idempotency_key,
+            ) {
                 (Ok(()), _) => {}
                 // The idempotency record (item 0 of the first transaction) exists.
                 (Err(TransactError::Condition(0)), Some(key)) if first => {
@@ -132,11 +128,15 @@ impl DynamoOutbound {
                     break;
                 }
             }
-            let members = pack.members.len();
-            let owners = std::mem::take(&mut pack.owners);
-            match self.transact(pack.finish(&self.table)?).await {
+            let Pack {
+                writes,
+                owners,
+                members,
+                ..
+            } = pack;
+            match self.transact(writes.finish(&self.table)?).await {
                 Ok(()) => {
-                    for index in waiting.drain(..members) {
+                    for index in waiting.drain(..members.len()) {
                         outcomes[index] = Some(PublishOutcome::Stored);
                     }
                 }
@@ -396,16 +396,68 @@ fn items_of(publication: &Publication) -> usize {
     usize::from(publication.idempotency_key.is_some()) + 1 + publication.deliveries.len()
 }
 
-/// Publications gathered into one transaction.
+/// The writes of one publish transaction: new items, and the counters they move.
+#[derive(Default)]
+struct Writes {
+    items: Vec<TransactWriteItem>,
+    deltas: Deltas,
+}
+
+impl Writes {
+    fn idempotency_record(
+        &mut self,
+        store: &DynamoOutbound,
+        key: &str,
+        event: &Event,
+        deliveries: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let record = store.idempotency_put(key, event, deliveries, now)?;
+        self.items.push(record);
+        Ok(())
+    }
+
+    /// `item` is the event's item (`event_item`).
+    fn event(&mut self, store: &DynamoOutbound, item: Attrs, event: &Event) -> StoreResult<()> {
+        self.items
+            .push(store.put(item, "attribute_not_exists(pk)", None)?);
+        self.deltas.event(&event.event_type);
+        Ok(())
+    }
+
+    /// `item` is the delivery's item (`delivery_item`).
+    fn delivery(
+        &mut self,
+        store: &DynamoOutbound,
+        item: Attrs,
+        delivery: &Delivery,
+    ) -> StoreResult<()> {
+        self.items
+            .push(store.put(item, "attribute_not_exists(pk)", None)?);
+        self.deltas.transition(None, Tally::of(delivery));
+        Ok(())
+    }
+
+    /// The transaction's items, the counters update last.
+    fn finish(mut self, table: &str) -> StoreResult<Vec<TransactWriteItem>> {
+        if !self.deltas.is_empty() {
+            let update = self.deltas.update(table)?;
+            self.items
+                .push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(self.items)
+    }
+}
+
+/// Whole publications gathered into one transaction.
 #[derive(Default)]
 struct Pack {
-    items: Vec<TransactWriteItem>,
+    writes: Writes,
     /// Per item: the publication it belongs to, and whether it is its idempotency record.
     owners: Vec<(usize, bool)>,
     members: Vec<usize>,
     keys: Vec<String>,
     bytes: usize,
-    deltas: Deltas,
 }
 
 impl Pack {
@@ -417,54 +469,42 @@ impl Pack {
         publication: &Publication,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let key = publication.idempotency_key.as_deref();
+        let Publication {
+            event,
+            deliveries,
+            idempotency_key: key,
+        } = publication;
         // Two writes of one item cannot share a transaction.
-        if key.is_some_and(|key| self.keys.iter().any(|k| k == key)) {
+        if key.as_ref().is_some_and(|key| self.keys.contains(key)) {
             return Ok(false);
         }
-        if self.items.len() + items_of(publication) > MAX_TRANSACTION_ITEMS - 1 {
+        if self.writes.items.len() + items_of(publication) > MAX_TRANSACTION_ITEMS - 1 {
             return Ok(false);
         }
-        let event = event_item(&publication.event)?;
-        let deliveries = publication
-            .deliveries
+        let event_item = event_item(event)?;
+        let delivery_items = deliveries
             .iter()
             .map(delivery_item)
             .collect::<StoreResult<Vec<_>>>()?;
-        let bytes = size_of(&event) + deliveries.iter().map(size_of).sum::<usize>();
+        let bytes = size_of(&event_item) + delivery_items.iter().map(size_of).sum::<usize>();
         if !self.members.is_empty() && self.bytes + bytes > MAX_PACKED_BYTES {
             return Ok(false);
         }
         if let Some(key) = key {
-            let record =
-                store.idempotency_put(key, &publication.event, &publication.deliveries, now)?;
-            self.items.push(record);
+            self.writes
+                .idempotency_record(store, key, event, deliveries, now)?;
             self.owners.push((index, true));
-            self.keys.push(key.to_owned());
+            self.keys.push(key.clone());
         }
-        self.items
-            .push(store.put(event, "attribute_not_exists(pk)", None)?);
+        self.writes.event(store, event_item, event)?;
         self.owners.push((index, false));
-        self.deltas.event(&publication.event.event_type);
-        for (delivery, item) in publication.deliveries.iter().zip(deliveries) {
-            self.deltas.transition(None, Tally::of(delivery));
-            self.items
-                .push(store.put(item, "attribute_not_exists(pk)", None)?);
+        for (delivery, item) in deliveries.iter().zip(delivery_items) {
+            self.writes.delivery(store, item, delivery)?;
             self.owners.push((index, false));
         }
         self.members.push(index);
         self.bytes += bytes;
         Ok(true)
-    }
-
-    /// The transaction's items, the counters update last.
-    fn finish(mut self, table: &str) -> StoreResult<Vec<TransactWriteItem>> {
-        if !self.deltas.is_empty() {
-            let update = self.deltas.update(table)?;
-            self.items
-                .push(TransactWriteItem::builder().update(update).build());
-        }
-        Ok(self.items)
     }
 }
 
